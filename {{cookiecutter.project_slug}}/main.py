@@ -85,8 +85,10 @@ def main(argv=None):
         stream=sys.stdout,  # pod logs show stdout in Airflow
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,  # replace any earlier logging setup
     )
-    log.info("step %s starts (data dir %s%s)", settings.step, settings.data_dir, ", dry run" if settings.dry_run else "")
+    mode = " (dry run)" if settings.dry_run else ""
+    log.info("step %s starts%s, data dir %s", settings.step, mode, settings.data_dir)
     try:
         STEPS[settings.step](settings)
     except Exception:

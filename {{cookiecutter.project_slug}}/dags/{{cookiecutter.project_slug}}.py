@@ -50,24 +50,26 @@ GPU_AFFINITY = k8s.V1Affinity(
                 k8s.V1NodeSelectorTerm(
                     match_expressions=[
                         k8s.V1NodeSelectorRequirement(
-                            key="node.kubernetes.io/instance-type", operator="In", values=["{{ cookiecutter.gpu_instance_type }}"]
-                        )
-                    ]
-                )
-            ]
-        )
-    )
+                            key="node.kubernetes.io/instance-type",
+                            operator="In",
+                            values=["{{ cookiecutter.gpu_instance_type }}"],
+                        ),
+                    ],
+                ),
+            ],
+        ),
+    ),
 )
 {%- endif %}
 {%- if cookiecutter.use_nfs %}
 
 # The NFS share, mounted in every pod at {{ cookiecutter.nfs_mount_path }}.
 NFS_VOLUME = k8s.V1Volume(
-    name="nfs-data", nfs=k8s.V1NFSVolumeSource(server="{{ cookiecutter.nfs_server }}", path="{{ cookiecutter.nfs_path }}")
+    name="nfs-data",
+    nfs=k8s.V1NFSVolumeSource(server="{{ cookiecutter.nfs_server }}", path="{{ cookiecutter.nfs_path }}"),
 )
 NFS_MOUNT = k8s.V1VolumeMount(name="nfs-data", mount_path="{{ cookiecutter.nfs_mount_path }}")
 {%- endif %}
-
 
 
 def command_field(step):
@@ -111,14 +113,14 @@ PARAMS = {
         type=["null", "string"],
         pattern=r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)m?$",
         title="CPU",
-        description=f"CPUs for each pod of this run, e.g. 4 or 500m. Empty: {CPU['request']} reserved, up to {CPU['limit']}.",
+        description=f"CPUs for each pod of this run, e.g. 4 or 500m. Empty: {CPU['request']}, up to {CPU['limit']}.",
     ),
     "memory": Param(
         None,
         type=["null", "string"],
         pattern=r"^[0-9]+(\.[0-9]+)?(k|M|G|T|Ki|Mi|Gi|Ti)?$",
         title="Memory",
-        description=f"Memory for each pod of this run, e.g. 16Gi. Empty: {MEMORY['request']} reserved, up to {MEMORY['limit']}.",
+        description=f"Memory for each pod of this run, e.g. 16Gi. Empty: {MEMORY['request']}, up to {MEMORY['limit']}.",
     ),
 }
 
@@ -164,7 +166,13 @@ with DAG(
             env_vars=[k8s.V1EnvVar(name=name, value=value) for name, value in ENV.items()],
             container_resources=k8s.V1ResourceRequirements(
                 requests={"cpu": from_form("cpu", CPU["request"]), "memory": from_form("memory", MEMORY["request"])},
-                limits={"cpu": from_form("cpu", CPU["limit"]), "memory": from_form("memory", MEMORY["limit"]){{ ', "nvidia.com/gpu": str(GPU_COUNT)' if cookiecutter.use_gpu }}},
+                limits={
+                    "cpu": from_form("cpu", CPU["limit"]),
+                    "memory": from_form("memory", MEMORY["limit"]),
+{%- if cookiecutter.use_gpu %}
+                    "nvidia.com/gpu": str(GPU_COUNT),
+{%- endif %}
+                },
             ),
 {%- if cookiecutter.use_gpu %}
             affinity=GPU_AFFINITY,

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 DAG_FILE = REPO / "dags" / "{{ cookiecutter.project_slug }}.py"
 
 # An unreachable cluster: some provider versions read a kubeconfig while building the pod.
-DUMMY_KUBECONFIG = """apiVersion: v1
+DUMMY_KUBECONFIG = Path(tempfile.gettempdir()) / "render-pod-kubeconfig.yaml"
+DUMMY_KUBECONFIG_TEXT = """apiVersion: v1
 kind: Config
 clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
 users: [{name: none, user: {token: none}}]
@@ -37,16 +38,12 @@ class ConfError(ValueError):
 
 
 def prepare_environment():
-    """Point Airflow and kubernetes at throw-away settings, before they are imported."""
-    scratch = Path(tempfile.mkdtemp(prefix="render-pod-"))
-    os.environ.setdefault("AIRFLOW_HOME", str(scratch))
+    """Point Airflow at throw-away settings, before it is imported."""
+    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="render-pod-"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("AIRFLOW_CONN_KUBERNETES_DEFAULT", '{"conn_type": "kubernetes"}')
-    if "KUBECONFIG" not in os.environ:
-        (scratch / "kubeconfig").write_text(DUMMY_KUBECONFIG)
-        os.environ["KUBECONFIG"] = str(scratch / "kubeconfig")
 
 
 def load_dagbag(dag_file=DAG_FILE):
@@ -89,7 +86,9 @@ def render_pod(task, params, conf):
     from kubernetes.client import ApiClient
 
     task = copy.deepcopy(task)  # rendering changes the operator in place
-    task.in_cluster = False  # outside the cluster: read the dummy kubeconfig, contact nothing
+    # Outside the cluster: read a dummy kubeconfig, contact nothing.
+    DUMMY_KUBECONFIG.write_text(DUMMY_KUBECONFIG_TEXT)
+    task.in_cluster, task.config_file = False, str(DUMMY_KUBECONFIG)
     ti = SimpleNamespace(dag_id=task.dag_id, task_id=task.task_id, map_index=-1, try_number=1)
     context = {
         "params": params,
