@@ -1,0 +1,24 @@
+# confiance-job: the template's own commands.
+#   make job     generate a job repo (ARGS="--no-input" for the defaults)
+#   make test    run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ARGS ?=
+PYTEST_ARGS ?= -n auto
+
+job: $(BIN)/cookiecutter
+	$(BIN)/cookiecutter $(ARGS) .
+
+test: $(BIN)/cookiecutter
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/cookiecutter
+	$(BIN)/ruff check tests && $(BIN)/ruff format --check tests
+
+$(BIN)/cookiecutter: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+.PHONY: job test lint

@@ -1,0 +1,118 @@
+"""Every combination of options bakes a complete, clean job repo."""
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import COMBINATIONS, ROOT, bake, run
+
+COMMON_FILES = {
+    ".dockerignore",
+    ".gitignore",
+    ".gitlab-ci.yml",
+    ".pre-commit-config.yaml",
+    "Dockerfile",
+    "Makefile",
+    "README.md",
+    "main.py",
+    "pyproject.toml",
+    "requirements-dev.txt",
+    "requirements.txt",
+    "scripts/render_pod.py",
+    "tests/conftest.py",
+    "tests/test_dag.py",
+    "tests/test_main.py",
+}
+TEMPLATE_TAG = re.compile(r"{{|{%|{#")
+# The only templates left on purpose: Airflow fills these in at run time.
+AIRFLOW_TEMPLATES = {'"{{ params.%s or %r }}"', '":{{ params.image_tag }}"'}
+
+
+class GitLabLoader(yaml.SafeLoader):
+    """Reads GitLab CI YAML, whose !reference tags plain YAML does not know."""
+
+
+GitLabLoader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node))
+
+
+def generated_files(repo):
+    return {str(path.relative_to(repo)) for path in repo.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize("combo", COMBINATIONS)
+def test_the_exact_file_set_is_generated(baked, combo):
+    answers = COMBINATIONS[combo]
+    expected = COMMON_FILES | {"dags/my-job.py"}
+    if answers["extra_ca_certificates"]:
+        expected.add("certs/README.md")
+    assert generated_files(baked[combo]) == expected
+
+
+@pytest.mark.parametrize("combo", COMBINATIONS)
+def test_no_template_syntax_is_left_but_airflow_templates(baked, combo):
+    for name in generated_files(baked[combo]):
+        text = (baked[combo] / name).read_text()
+        for line in text.splitlines():
+            if TEMPLATE_TAG.search(line):
+                assert name == "dags/my-job.py" and any(t in line for t in AIRFLOW_TEMPLATES), f"{name}: {line}"
+
+
+def test_every_generated_repo_is_lint_clean_and_formatted(baked):
+    repos = list(baked.values())
+    run(["ruff", "check", "--no-cache", *repos])
+    run(["ruff", "format", "--check", "--no-cache", *repos])
+
+
+def test_every_ci_file_is_valid_gitlab_ci(baked):
+    ci_files = [repo / ".gitlab-ci.yml" for repo in baked.values()]
+    run(["check-jsonschema", "--builtin-schema", "vendor.gitlab-ci", "--data-transform", "gitlab-ci", *ci_files])
+
+
+def test_the_ci_file_includes_the_shared_jobs_and_does_not_copy_them(baked):
+    ci = yaml.safe_load((baked["1step-nfs-cpu-nocerts-manual"] / ".gitlab-ci.yml").read_text())
+    assert ci["include"] == [
+        {
+            "project": "confianceai/ec_1/fa2_infrastructure/gitlab-ci-pipelines",
+            "ref": "master",
+            "file": ["docker-build-nexus.gitlab-ci.yml", "airflow-dag-sync.gitlab-ci.yml"],
+        }
+    ]
+    shared_files = [path.name for path in (ROOT / "ci-templates").glob("*.yml")]
+    assert set(ci["include"][0]["file"]) <= set(shared_files)
+    shared_keys = {key for path in (ROOT / "ci-templates").glob("*.yml") for key in yaml.load(path.read_text(), GitLabLoader)}
+    copied_jobs = (set(ci) & shared_keys) - {"variables", "stages", "default", "workflow"}
+    assert copied_jobs == set()
+
+
+@pytest.mark.parametrize("combo", COMBINATIONS)
+def test_the_dockerfile_keeps_secrets_out_and_installs_dependencies_before_code(baked, combo):
+    dockerfile = (baked[combo] / "Dockerfile").read_text()
+    assert "ARG" not in dockerfile and "PASSWORD" not in dockerfile
+    assert "--mount=type=secret,id=pip_conf" in dockerfile
+    assert dockerfile.index("COPY requirements.txt") < dockerfile.index("pip install") < dockerfile.index("COPY . .")
+    assert "# syntax=" not in dockerfile
+    assert re.search(r"^USER job$", dockerfile, re.M)
+    assert ("update-ca-certificates" in dockerfile) == COMBINATIONS[combo]["extra_ca_certificates"]
+
+
+def test_the_slug_and_image_are_derived_from_the_name(tmp_path):
+    repo = bake(tmp_path, project_name="Air Quality Forecast", docker_registry="nexus.example:5000")
+    assert repo.name == "air-quality-forecast"
+    dag = (repo / "dags" / "air-quality-forecast.py").read_text()
+    assert 'IMAGE = "nexus.example:5000/confiance/air-quality-forecast"' in dag
+    assert 'DAG_ID = "air-quality-forecast"' in dag
+
+
+def test_free_text_answers_with_quotes_stay_valid_python(tmp_path):
+    repo = bake(tmp_path, description='Say "hello" and it\'s done', author_name="Zoë O'Neil")
+    for path in [repo / "main.py", repo / "dags" / "my-job.py"]:
+        compile(path.read_text(), str(path), "exec")
+
+
+def test_the_cli_bakes_with_defaults_and_prints_next_steps(tmp_path):
+    result = run([Path(sys.executable).parent / "cookiecutter", "--no-input", "-o", tmp_path, ROOT])
+    assert (tmp_path / "my-job" / "dags" / "my-job.py").is_file()
+    assert "git tag v0.1.0 && git push --tags" in result.stdout
+    assert "AIRFLOW_DAGS_TOKEN" in result.stdout

@@ -1,0 +1,81 @@
+"""Bad answers are refused before anything is written, with a message that says how to fix them."""
+
+import pytest
+from conftest import bake
+from cookiecutter.exceptions import FailedHookException
+
+INVALID_ANSWERS = [
+    # (answers, field named in the message, words of the rule)
+    ({"project_slug": "My_Job"}, "project_slug", "lowercase letters, digits and '-'"),
+    ({"project_slug": "9lives"}, "project_slug", "starting with a letter"),
+    ({"project_slug": "a" * 41}, "project_slug", "at most 40 characters"),
+    ({"project_slug": "job-"}, "project_slug", "lowercase letters"),
+    ({"version": "v0.1.0"}, "version", "without the leading v"),
+    ({"version": "1.0"}, "version", "X.Y.Z"),
+    ({"python_version": "python3"}, "python_version", "MAJOR.MINOR"),
+    ({"steps": "prepare,Train"}, "steps", "'Train': lowercase letters"),
+    ({"steps": "train,train"}, "steps", "repeated: train"),
+    ({"steps": "prepare,,train"}, "steps", "none empty"),
+    ({"steps": "class"}, "steps", "'class': lowercase letters"),
+    ({"steps": "main"}, "steps", "a name main.py already uses"),
+    ({"steps": "a_very_long_step_name_for_a_pod", "project_slug": "a-rather-long-project-slug"}, "steps", "pod name"),
+    ({"schedule": "every day"}, "schedule", "5-field cron (got 2 fields)"),
+    ({"schedule": "61 * * * *"}, "schedule", "the minute field '61' must be within 0-59"),
+    ({"schedule": "0 6 * * MONDAY"}, "schedule", "the day of week field"),
+    ({"schedule": "*/0 * * * *"}, "schedule", "the minute field"),
+    ({"docker_registry": "https://repo.irtsysx.fr:5086"}, "docker_registry", "without http://"),
+    ({"docker_registry": "repo.irtsysx.fr:5086/confiance"}, "docker_registry", "host[:port]"),
+    ({"docker_repository": "Confiance"}, "docker_repository", "lowercase repository path"),
+    ({"pypi_index_url": "repo.irtsysx.fr/simple"}, "pypi_index_url", "an http(s) URL"),
+    ({"namespace": "Confiance_NS"}, "namespace", "Kubernetes namespace"),
+    ({"image_pull_secret": "secret nexus"}, "image_pull_secret", "Kubernetes secret name"),
+    ({"dags_repo_url": "git@git.irt-systemx.fr:infra/airflow-dags.git"}, "dags_repo_url", "https://"),
+    ({"dags_folder": "../elsewhere"}, "dags_folder", "inside the dags repository"),
+    ({"ci_templates_project": "gitlab-ci-pipelines"}, "ci_templates_project", "group/.../project"),
+    ({"use_nfs": True, "nfs_mount_path": "/app"}, "nfs_mount_path", "a folder of its own"),
+    ({"use_nfs": True, "nfs_path": "nfsdata"}, "nfs_path", "an absolute path"),
+    ({"use_gpu": True, "gpu_count": "0"}, "gpu_count", "at least 1"),
+    ({"use_gpu": True, "gpu_instance_type": "t2 180"}, "gpu_instance_type", "instance type"),
+    ({"memory_request": "8 GB"}, "memory_request", "a Kubernetes quantity"),
+    ({"cpu_limit": "two"}, "cpu_limit", "a Kubernetes quantity"),
+    ({"memory_request": "8Gi", "memory_limit": "4Gi"}, "memory_limit", "at least memory_request (8Gi)"),
+    ({"author_email": "jane"}, "author_email", "an email address"),
+]
+
+
+@pytest.mark.parametrize(
+    "answers, field, rule", INVALID_ANSWERS, ids=[f"{field}={answers[field]!r}"[:50] for answers, field, _ in INVALID_ANSWERS]
+)
+def test_an_invalid_answer_is_refused_with_a_clear_message(tmp_path, capfd, answers, field, rule):
+    with pytest.raises(FailedHookException):
+        bake(tmp_path, **answers)
+    message = capfd.readouterr().err
+    assert f"- {field} = {answers[field]!r}" in message
+    assert rule in message
+    assert "example:" in message
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_every_problem_is_reported_at_once(tmp_path, capfd):
+    with pytest.raises(FailedHookException):
+        bake(tmp_path, version="1", namespace="NS", cpu_request="lots")
+    message = capfd.readouterr().err
+    assert all(f"- {field} =" in message for field in ("version", "namespace", "cpu_request"))
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"schedule": "@daily"},
+        {"schedule": "*/15 9-17 * * MON-FRI"},
+        {"schedule": "0 0 1,15 jan-jun 0"},
+        {"steps": " prepare , train "},
+        {"dags_folder": "jobs/data-science"},
+        {"docker_registry": "localhost"},
+        {"cpu_request": "500m", "cpu_limit": "1", "memory_request": "512Mi", "memory_limit": "1.5Gi"},
+        {"use_nfs": False, "nfs_mount_path": "/app"},  # NFS answers do not matter when NFS is off
+    ],
+    ids=["preset", "cron-ranges", "cron-names", "spaces-in-steps", "dags-subfolder", "registry-no-port", "small", "nfs-off"],
+)
+def test_unusual_but_valid_answers_are_accepted(tmp_path, answers):
+    assert (bake(tmp_path, **answers) / "main.py").is_file()

@@ -1,0 +1,36 @@
+"""The README's promises: its two commands, and the generated repo's own tooling."""
+
+import os
+import re
+
+from conftest import CACHE, ROOT, bake, run
+
+
+def quick_start_commands():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quick start.*?```\n(.*?)```", readme, re.S).group(1)
+    return [line.split("#")[0].strip() for line in block.strip().splitlines()]
+
+
+def test_the_readme_quick_start_is_generate_then_test():
+    assert quick_start_commands() == ["make job ARGS=--no-input", "make test"]
+
+
+def test_the_generate_command_makes_a_job_repo(tmp_path):
+    run(["make", "-C", ROOT, "job", f"ARGS=--no-input --output-dir {tmp_path}"])
+    assert (tmp_path / "my-job" / "dags" / "my-job.py").is_file()
+
+
+def test_ci_runs_the_readme_test_command_with_engines_required():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "export CONFIANCE_REQUIRE_ENGINES=1" in ci
+    assert ci.strip().splitlines()[-1] == quick_start_commands()[1]
+
+
+def test_pre_commit_passes_in_a_fresh_job_repo(tmp_path):
+    repo = bake(tmp_path, steps="prepare,train", use_gpu=True, extra_ca_certificates=True)
+    env = {**os.environ, "PRE_COMMIT_HOME": str(CACHE / "pre-commit")}
+    run(["git", "init", "-q", "-b", "main"], cwd=repo)
+    run(["git", "add", "."], cwd=repo)
+    result = run(["pre-commit", "run", "--all-files"], cwd=repo, env=env, timeout=900)
+    assert "Passed" in result.stdout and "Failed" not in result.stdout
