@@ -83,6 +83,8 @@ def test_a_broken_dag_fails_the_generated_tests(airflow_python, tmp_path):
     repo = bake(tmp_path)
     dag = repo / "dags" / "my-job.py"
     dag.write_text(dag.read_text().replace("image_pull_policy=", "image_pull_polcy="))
-    result = run([airflow_python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_dag.py"], cwd=repo, check=False)
+    result = run(
+        [airflow_python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_dag.py"], cwd=repo, check=False
+    )
     assert result.returncode == 1
     assert "image_pull_polcy" in result.stdout

@@ -81,7 +81,9 @@ def test_the_ci_file_includes_the_shared_jobs_and_does_not_copy_them(baked):
     ]
     shared_files = [path.name for path in (ROOT / "ci-templates").glob("*.yml")]
     assert set(ci["include"][0]["file"]) <= set(shared_files)
-    shared_keys = {key for path in (ROOT / "ci-templates").glob("*.yml") for key in yaml.load(path.read_text(), GitLabLoader)}
+    shared_keys = {
+        key for path in (ROOT / "ci-templates").glob("*.yml") for key in yaml.load(path.read_text(), GitLabLoader)
+    }
     copied_jobs = (set(ci) & shared_keys) - {"variables", "stages", "default", "workflow"}
     assert copied_jobs == set()
 

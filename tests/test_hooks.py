@@ -44,7 +44,9 @@ INVALID_ANSWERS = [
 
 
 @pytest.mark.parametrize(
-    "answers, field, rule", INVALID_ANSWERS, ids=[f"{field}={answers[field]!r}"[:50] for answers, field, _ in INVALID_ANSWERS]
+    "answers, field, rule",
+    INVALID_ANSWERS,
+    ids=[f"{field}={answers[field]!r}"[:50] for answers, field, _ in INVALID_ANSWERS],
 )
 def test_an_invalid_answer_is_refused_with_a_clear_message(tmp_path, capfd, answers, field, rule):
     with pytest.raises(FailedHookException):
@@ -75,7 +77,16 @@ def test_every_problem_is_reported_at_once(tmp_path, capfd):
         {"cpu_request": "500m", "cpu_limit": "1", "memory_request": "512Mi", "memory_limit": "1.5Gi"},
         {"use_nfs": False, "nfs_mount_path": "/app"},  # NFS answers do not matter when NFS is off
     ],
-    ids=["preset", "cron-ranges", "cron-names", "spaces-in-steps", "dags-subfolder", "registry-no-port", "small", "nfs-off"],
+    ids=[
+        "preset",
+        "cron-ranges",
+        "cron-names",
+        "spaces-in-steps",
+        "dags-subfolder",
+        "registry-no-port",
+        "small",
+        "nfs-off",
+    ],
 )
 def test_unusual_but_valid_answers_are_accepted(tmp_path, answers):
     assert (bake(tmp_path, **answers) / "main.py").is_file()
