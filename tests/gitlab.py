@@ -1,0 +1,137 @@
+"""A stand-in for the company GitLab: bare git repositories on disk, reached
+through their real https URLs (git insteadOf), and gitlab-ci-local running a
+job repo's real .gitlab-ci.yml with the shared jobs included by `include: project:`.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from conftest import ROOT, bake, run
+from engines import DOCKER
+
+HOST = "git.irt-systemx.fr"
+TEMPLATES_PROJECT = "confianceai/ec_1/fa2_infrastructure/gitlab-ci-pipelines"
+DAGS_PROJECT = "confianceai/ec_1/infra/airflow-dags"
+JOBS_GROUP = "confianceai/jobs"
+GITLAB_CI_LOCAL = shutil.which("gitlab-ci-local")
+COMMITTER = ["-c", "user.name=Jane Doe", "-c", "user.email=jane.doe@irt-systemx.fr"]
+
+
+def git(*args, cwd=None, env=None):
+    return run(["git", *COMMITTER, *args], cwd=cwd, env=env).stdout.strip()
+
+
+@dataclass
+class PipelineRun:
+    returncode: int
+    output: str
+    logs: dict  # job name -> its log
+    job_seconds: dict  # job name -> wall time gitlab-ci-local reported
+    seconds: float
+
+
+class FakeGitLab:
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.remotes = self.folder / "remotes"
+
+    def bare_repo(self, project):
+        return self.remotes / f"{project}.git"
+
+    def create_project(self, project, files, branch="master"):
+        """A bare repository holding these files ({path: text}) on one branch."""
+        seed = self.folder / "seed" / project
+        seed.mkdir(parents=True)
+        for path, text in files.items():
+            (seed / path).parent.mkdir(parents=True, exist_ok=True)
+            (seed / path).write_text(text)
+        git("init", "-q", "-b", branch, cwd=seed)
+        git("add", ".", cwd=seed)
+        git("commit", "-q", "-m", "Initial commit", cwd=seed)
+        self.bare_repo(project).parent.mkdir(parents=True, exist_ok=True)
+        git("clone", "-q", "--bare", seed, self.bare_repo(project))
+        git("config", "receive.advertisePushOptions", "true", cwd=self.bare_repo(project))  # as GitLab does
+        shutil.rmtree(seed)
+
+    def publish_ci_templates(self):
+        """The shared pipelines project, as an organisation publishes ci-templates/ (see README)."""
+        files = {path.name: path.read_text() for path in (ROOT / "ci-templates").glob("*.yml")}
+        self.create_project(TEMPLATES_PROJECT, files)
+
+    def create_dags_repo(self):
+        self.create_project(DAGS_PROJECT, {"README.md": "DAGs synced by Airflow every 60 s.\n"})
+
+    def git_env(self):
+        """Environment that sends the projects' https URLs to the bare repos (no global git config touched)."""
+        rules = []
+        for project in (TEMPLATES_PROJECT, DAGS_PROJECT):
+            group = project.rsplit("/", 1)[0]
+            for host in (HOST, f"{HOST}:443"):  # gitlab-ci-local also uses the explicit port
+                rules.append((f"url.file://{self.remotes / group}/.insteadOf", f"https://{host}/{group}/"))
+        env = {"GIT_CONFIG_COUNT": str(len(rules))}
+        for index, (key, value) in enumerate(rules):
+            env[f"GIT_CONFIG_KEY_{index}"], env[f"GIT_CONFIG_VALUE_{index}"] = key, value
+        return env
+
+    def dags_log(self, branch="master"):
+        return git("log", "--format=%s", branch, cwd=self.bare_repo(DAGS_PROJECT)).splitlines()
+
+    def dags_file(self, path, branch="master"):
+        return git("show", f"{branch}:{path}", cwd=self.bare_repo(DAGS_PROJECT))
+
+    def dags_history_is_linear(self, branch="master"):
+        merges = git("rev-list", "--merges", branch, cwd=self.bare_repo(DAGS_PROJECT))
+        return merges == ""
+
+
+def make_job_repo(folder, registry, **answers):
+    """Bake a job repo that pushes to the test registry, commit it, and give it a GitLab origin."""
+    repo = bake(folder, docker_registry=registry.host, **answers)
+    git("init", "-q", "-b", "main", cwd=repo)
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", f"Start {repo.name}", cwd=repo)
+    git("remote", "add", "origin", f"https://{HOST}/{JOBS_GROUP}/{repo.name}.git", cwd=repo)
+    return repo
+
+
+# gitlab-ci-local cannot start the docker:dind service; the job uses this machine's engine instead.
+WRAPPER = """include:
+  - local: .gitlab-ci.yml
+nexus-image:
+  services: []
+"""
+
+
+def run_tag_pipeline(repo, gitlab, tag, variables, extra_env=None):
+    """Run the repo's .gitlab-ci.yml as GitLab runs a pipeline for `tag`."""
+    wrapper = repo / ".gitlab-ci-local" / "wrapper.yml"  # ignored by git and by docker build
+    shutil.rmtree(repo / ".gitlab-ci-local" / "output", ignore_errors=True)  # logs of this run only
+    wrapper.parent.mkdir(exist_ok=True)
+    wrapper.write_text(WRAPPER)
+    docker_bin = repo / ".gitlab-ci-local" / "bin"
+    docker_bin.mkdir(exist_ok=True)
+    if not (docker_bin / "docker").exists():
+        (docker_bin / "docker").symlink_to(DOCKER)
+    env = {
+        **os.environ,
+        **gitlab.git_env(),
+        "PATH": f"{docker_bin}{os.pathsep}{os.environ['PATH']}",
+        "DOCKER_CONFIG": str(repo / ".gitlab-ci-local" / "docker-config"),  # docker login writes here
+        **(extra_env or {}),
+    }
+    command = [GITLAB_CI_LOCAL, "--file", ".gitlab-ci-local/wrapper.yml", "--force-shell-executor", "--fetch-includes"]
+    command += ["--variable", f"CI_COMMIT_TAG={tag}", "--unset-variable", "CI_COMMIT_BRANCH"]
+    for name, value in variables.items():
+        command += ["--variable", f"{name}={value}"]
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - started
+    output = result.stdout + result.stderr
+    logs = {log.stem: log.read_text() for log in (repo / ".gitlab-ci-local" / "output").glob("*.log")}
+    job_seconds = {job: float(value) for job, value in re.findall(r"^(\S+)\s+finished in ([\d.]+) s", output, re.M)}
+    return PipelineRun(result.returncode, output, logs, job_seconds, seconds)

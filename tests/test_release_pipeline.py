@@ -1,0 +1,309 @@
+"""`git tag v0.1.0 && git push --tags`, for real: the generated .gitlab-ci.yml runs
+in gitlab-ci-local with the shared jobs from the pipelines project, builds with a
+real Docker engine, pushes to a registry with authentication, and syncs the DAG
+into the airflow-dags repository."""
+
+import base64
+import os
+import re
+import shutil
+import tarfile
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv, need, run
+from engines import BASE_IMAGE, Registry, docker, ensure_base_image, free_port, start_dockerd
+from gitlab import GITLAB_CI_LOCAL, FakeGitLab, git, make_job_repo, run_tag_pipeline
+
+pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
+
+DAGS_TOKEN = "glpat-Dags-T0ken-x9"
+CA_CERTIFICATES = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    """A Docker engine with the base image, a registry standing in for Nexus, gitlab-ci-local."""
+    need(GITLAB_CI_LOCAL, "gitlab-ci-local is not installed (npm install gitlab-ci-local@4.73.0)")
+    need(shutil.which("docker-registry") and shutil.which("htpasswd"), "docker-registry and htpasswd are missing")
+    need(start_dockerd(), "no Docker engine answers and dockerd cannot be started here")
+    need(ensure_base_image(), f"no {BASE_IMAGE} image and no debootstrap to make one")
+    registry = Registry(tmp_path_factory.mktemp("registry")).start()
+    # The platform's Airflow (2.10) checks DAGs before they are synced.
+    airflow_python = ensure_venv("airflow2", AIRFLOW_LINES["airflow2"] + AIRFLOW_TOOLS)
+    yield registry, airflow_python
+    registry.stop()
+
+
+@pytest.fixture
+def gitlab(tmp_path):
+    gitlab = FakeGitLab(tmp_path / "gitlab")
+    gitlab.publish_ci_templates()
+    gitlab.create_dags_repo()
+    return gitlab
+
+
+def ci_variables(registry, airflow_python, **overrides):
+    """What an admin sets in GitLab > CI/CD variables, plus the test-only switches."""
+    variables = {
+        "NEXUS_USER": registry.user,
+        "NEXUS_PASSWORD": registry.password,
+        "AIRFLOW_DAGS_TOKEN": DAGS_TOKEN,
+        "DOCKER_INSECURE_REGISTRY": "true",  # the stand-in registry speaks plain http on loopback
+        "AIRFLOW_PYTHON": str(airflow_python),
+    }
+    variables.update(overrides)
+    return {name: value for name, value in variables.items() if value is not None}
+
+
+def release(repo, gitlab, registry, airflow_python, tag="v0.1.0", **overrides):
+    git("tag", tag, cwd=repo)
+    return run_tag_pipeline(repo, gitlab, tag, ci_variables(registry, airflow_python, **overrides))
+
+
+def job_repo(tmp_path, registry, name, **answers):
+    return make_job_repo(tmp_path / name, registry, project_name=name, **answers)
+
+
+def secret_forms(*secrets):
+    """Each secret as it could leak: plain, percent-encoded (pip URL), base64 (HTTP header)."""
+    forms = set()
+    for secret in secrets:
+        forms |= {secret, urllib.parse.quote(secret, safe=""), base64.b64encode(secret.encode()).decode()}
+    forms.add(base64.b64encode(f"oauth2:{DAGS_TOKEN}".encode()).decode())
+    return forms
+
+
+def image_leaks(image, secrets, folder):
+    """Where a secret appears in the image: its history, its config, or any file of any layer."""
+    places = []
+    history = docker("history", "--no-trunc", image).stdout
+    config = docker("image", "inspect", image).stdout
+    archive = folder / "image.tar"
+    docker("image", "save", "-o", archive, image)
+    blobs = []
+    with tarfile.open(archive) as outer:
+        for member in outer.getmembers():
+            if member.isfile() and member.name.endswith("layer.tar"):
+                with tarfile.open(fileobj=outer.extractfile(member)) as layer:
+                    blobs += [
+                        (f"{member.name}:{m.name}", layer.extractfile(m).read())
+                        for m in layer.getmembers()
+                        if m.isfile()
+                    ]
+    for secret in secrets:
+        places += [f"history has {secret!r}"] if secret in history else []
+        places += [f"config has {secret!r}"] if secret in config else []
+        places += [f"{name} has {secret!r}" for name, data in blobs if secret.encode() in data]
+    return places
+
+
+def test_a_release_tag_pushes_the_image_and_syncs_the_dag(engines, gitlab, tmp_path):
+    registry, airflow_python = engines
+    # A corporate user: the image must trust the company CA to reach the package index.
+    repo = job_repo(
+        tmp_path,
+        registry,
+        "release-story",
+        steps="prepare,train",
+        extra_ca_certificates=True,
+        pypi_index_url="https://pypi.org/simple",
+    )
+    for certificate in CA_CERTIFICATES:
+        shutil.copy(certificate, repo / "certs")
+    (repo / "requirements.txt").write_text("six==1.16.0\n")
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", "Add the company CA and a dependency", cwd=repo)
+
+    pipeline = release(repo, gitlab, registry, airflow_python)
+
+    assert pipeline.returncode == 0, pipeline.output
+    image = f"{registry.host}/confiance/release-story"
+    assert registry.tags("confiance/release-story") == ["0.1.0", "latest"]
+    short_sha = git("rev-parse", "--short=8", "HEAD", cwd=repo)
+    assert gitlab.dags_log()[0] == f"release-story v0.1.0 ({short_sha})"
+    synced = gitlab.dags_file("release-story.py")
+    assert 'DEFAULT_IMAGE_TAG = "0.1.0"' in synced
+
+    # The synced DAG loads in Airflow, with the pushed version as its default image tag.
+    dag_copy = tmp_path / "synced" / "release-story.py"
+    dag_copy.parent.mkdir()
+    dag_copy.write_text(synced)
+    loaded = run([airflow_python, "-c", LOAD_SYNCED_DAG, repo / "scripts", dag_copy]).stdout
+    assert loaded.strip().splitlines()[-1] == "release-story 0.1.0 prepare,train"
+
+    # The image comes back from the registry and runs the job's steps.
+    docker_env = {"DOCKER_CONFIG": str(repo / ".gitlab-ci-local" / "docker-config")}
+    docker("image", "rm", f"{image}:0.1.0", f"{image}:latest", env=None)
+    docker("pull", "--quiet", f"{image}:0.1.0", env={**os.environ, **docker_env})
+    step = docker("run", "--rm", f"{image}:0.1.0", "bash", "-c", "python main.py prepare && python main.py train")
+    assert "step prepare done" in step.stdout and "step train done" in step.stdout
+    labels = docker("image", "inspect", "--format", "{{json .Config.Labels}}", f"{image}:0.1.0").stdout
+    assert f'"org.opencontainers.image.revision":"{git("rev-parse", "HEAD", cwd=repo)}"' in labels
+    assert '"org.opencontainers.image.version":"0.1.0"' in labels
+
+    # No credential in the image or in what the pipeline printed.
+    secrets = secret_forms(registry.password, DAGS_TOKEN)
+    assert image_leaks(f"{image}:0.1.0", secrets, tmp_path) == []
+    everything_printed = pipeline.output + "".join(pipeline.logs.values())
+    assert [secret for secret in secrets if secret in everything_printed] == []
+    print(f"timings: {pipeline.job_seconds} total {pipeline.seconds:.1f} s; {job_step_times(pipeline)}")
+
+
+LOAD_SYNCED_DAG = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import render_pod
+render_pod.prepare_environment()
+bag = render_pod.load_dagbag(sys.argv[2])
+assert not bag.import_errors, bag.import_errors
+(dag,) = bag.dags.values()
+print(dag.dag_id, dag.params["image_tag"], ",".join(task.task_id for task in dag.tasks))
+"""
+
+
+def job_step_times(pipeline):
+    log = pipeline.logs.get("nexus-image", "")
+    return dict(re.findall(r"(Built|Pushed) \S+ in (\d+) s", log))
+
+
+def test_a_code_only_change_rebuilds_from_the_previous_image(engines, gitlab, tmp_path):
+    registry, airflow_python = engines
+    repo = job_repo(tmp_path, registry, "cached-build")
+    first = release(repo, gitlab, registry, airflow_python, tag="v0.1.0")
+    assert first.returncode == 0, first.output
+    main_py = repo / "main.py"
+    main_py.write_text(main_py.read_text().replace("hello from run", "hello again from run"))
+    git("commit", "-q", "-am", "Change the code only", cwd=repo)
+    # A fresh CI runner: only the registry remembers the last build.
+    image = f"{registry.host}/confiance/cached-build"
+    docker("image", "rm", f"{image}:0.1.0", f"{image}:latest")
+    docker("builder", "prune", "--force")
+    second = release(repo, gitlab, registry, airflow_python, tag="v0.1.1")
+    assert second.returncode == 0, second.output
+    log = second.logs["nexus-image"]
+    assert re.search(r"importing cache manifest from \S+cached-build:latest", log)
+    dependencies_step = re.search(r"#(\d+) \[\d/\d\] RUN --mount=type=secret,id=pip_conf", log).group(1)
+    assert f"#{dependencies_step} CACHED" in log
+    assert registry.tags("confiance/cached-build") == ["0.1.0", "0.1.1", "latest"]
+    print(f"first build {job_step_times(first)}, code-only rebuild {job_step_times(second)}")
+
+
+def test_a_tag_that_is_not_semver_stops_at_the_first_job(engines, gitlab, tmp_path):
+    registry, airflow_python = engines
+    repo = job_repo(tmp_path, registry, "bad-tag")
+    pipeline = release(repo, gitlab, registry, airflow_python, tag="release-1")
+    assert pipeline.returncode != 0
+    log = pipeline.logs["release-check"]
+    assert "tag 'release-1' is not a release tag. Expected vMAJOR.MINOR.PATCH, e.g. v0.2.0" in log
+    assert set(pipeline.logs) == {"release-check"}  # nothing built, pushed or synced
+    assert registry.tags("confiance/bad-tag") == []
+    assert gitlab.dags_log() == ["Initial commit"]
+
+
+@pytest.mark.parametrize(
+    "broken, job, message",
+    [
+        ({"NEXUS_PASSWORD": None}, "release-check", "CI variable NEXUS_PASSWORD is not set"),
+        ({"AIRFLOW_DAGS_TOKEN": None}, "airflow-dag-sync", "CI variable AIRFLOW_DAGS_TOKEN is not set"),
+        ({"NEXUS_PASSWORD": "not-the-password"}, "nexus-image", "cannot log in to"),
+    ],
+    ids=["no-registry-password", "no-dags-token", "wrong-registry-password"],
+)
+def test_missing_or_wrong_credentials_fail_clearly(engines, gitlab, tmp_path, broken, job, message):
+    registry, airflow_python = engines
+    repo = job_repo(tmp_path, registry, "creds-" + next(iter(broken)).lower().replace("_", "-"))
+    pipeline = release(repo, gitlab, registry, airflow_python, **broken)
+    assert pipeline.returncode != 0
+    assert message in pipeline.logs[job]
+    assert gitlab.dags_log() == ["Initial commit"]
+    if job != "airflow-dag-sync":
+        assert registry.tags(f"confiance/{repo.name}") == []
+
+
+def test_a_registry_that_is_down_fails_clearly(engines, gitlab, tmp_path):
+    registry, airflow_python = engines
+    down = Registry(tmp_path / "down")  # configured, never started
+    down.host = f"127.0.0.1:{free_port()}"
+    repo = make_job_repo(tmp_path / "down-job", down, project_name="registry-down")
+    pipeline = release(repo, gitlab, registry, airflow_python)
+    assert pipeline.returncode != 0
+    assert f"cannot log in to {down.host}" in pipeline.logs["nexus-image"]
+    assert "check that the registry is up" in pipeline.logs["nexus-image"]
+    assert gitlab.dags_log() == ["Initial commit"]
+
+
+def test_a_dag_that_does_not_import_is_never_synced(engines, gitlab, tmp_path):
+    registry, airflow_python = engines
+    repo = job_repo(tmp_path, registry, "broken-dag")
+    dag = repo / "dags" / "broken-dag.py"
+    dag.write_text(dag.read_text().replace("image_pull_policy=", "image_pul_policy="))
+    git("commit", "-q", "-am", "Typo in the DAG", cwd=repo)
+    pipeline = release(repo, gitlab, registry, airflow_python)
+    assert pipeline.returncode != 0
+    log = pipeline.logs["airflow-dag-sync"]
+    assert "image_pul_policy" in log
+    assert "dags/broken-dag.py does not import in Airflow; nothing was synced" in log
+    assert gitlab.dags_log() == ["Initial commit"]
+
+
+def test_a_release_is_never_overwritten_and_a_rerun_changes_nothing(engines, gitlab, tmp_path):
+    registry, airflow_python = engines
+    repo = job_repo(tmp_path, registry, "rerun")
+    assert release(repo, gitlab, registry, airflow_python).returncode == 0
+    digest = docker("image", "inspect", "--format", "{{.Id}}", f"{registry.host}/confiance/rerun:0.1.0").stdout
+    synced_log = gitlab.dags_log()
+
+    # The same tag again (GitLab's "Run pipeline" on the tag): nothing rebuilt, no new commit.
+    rerun = run_tag_pipeline(repo, gitlab, "v0.1.0", ci_variables(registry, airflow_python))
+    assert rerun.returncode == 0, rerun.output
+    assert "was already built from this commit: nothing to build" in rerun.logs["nexus-image"]
+    assert "rerun.py in" in rerun.logs["airflow-dag-sync"] and "nothing to commit" in rerun.logs["airflow-dag-sync"]
+    assert gitlab.dags_log() == synced_log
+
+    # v0.1.0 moved to another commit: refused, the released image stays.
+    git("commit", "-q", "--allow-empty", "-m", "Something else", cwd=repo)
+    git("tag", "-d", "v0.1.0", cwd=repo)
+    retag = release(repo, gitlab, registry, airflow_python)
+    assert retag.returncode != 0
+    assert "rerun:0.1.0 already exists (built from commit" in retag.logs["nexus-image"]
+    assert "a release is never overwritten" in retag.logs["nexus-image"]
+    docker("pull", "--quiet", f"{registry.host}/confiance/rerun:0.1.0", env=None, check=False)
+    after = docker("image", "inspect", "--format", "{{.Id}}", f"{registry.host}/confiance/rerun:0.1.0").stdout
+    assert after == digest
+    assert gitlab.dags_log() == synced_log
+
+
+def test_concurrent_releases_all_land_their_dag(engines, gitlab, tmp_path):
+    registry, airflow_python = engines
+    names = [f"team-{letter}" for letter in "abcde"]
+    repos = [job_repo(tmp_path, registry, name) for name in names]
+    for repo in repos:
+        git("tag", "v1.0.0", cwd=repo)
+    with ThreadPoolExecutor(len(repos)) as pool:
+        pipelines = list(
+            pool.map(lambda r: run_tag_pipeline(r, gitlab, "v1.0.0", ci_variables(registry, airflow_python)), repos)
+        )
+    for pipeline in pipelines:
+        assert pipeline.returncode == 0, pipeline.output
+    for name in names:
+        assert 'DEFAULT_IMAGE_TAG = "1.0.0"' in gitlab.dags_file(f"{name}.py")
+    log = gitlab.dags_log()
+    assert len(log) == len(names) + 1
+    assert all(sum(line.startswith(f"{name} v1.0.0 (") for line in log) == 1 for name in names)
+    assert gitlab.dags_history_is_linear()
+    attempts = [int(re.search(r"push attempt (\d+)", p.logs["airflow-dag-sync"]).group(1)) for p in pipelines]
+    print(f"push attempts per pipeline: {attempts}; wall times: {[round(p.seconds) for p in pipelines]} s")
+
+
+def test_the_synced_dag_does_not_touch_other_files(engines, gitlab, tmp_path):
+    registry, airflow_python = engines
+    repo = job_repo(tmp_path, registry, "neighbour", dags_folder="jobs")
+    pipeline = release(repo, gitlab, registry, airflow_python)
+    assert pipeline.returncode == 0, pipeline.output
+    changed = git(
+        "show", "--name-only", "--format=", "master", cwd=gitlab.bare_repo("confianceai/ec_1/infra/airflow-dags")
+    )
+    assert changed.splitlines() == ["jobs/neighbour.py"]
