@@ -88,3 +88,22 @@ def test_a_broken_dag_fails_the_generated_tests(airflow_python, tmp_path):
     )
     assert result.returncode == 1
     assert "image_pull_polcy" in result.stdout
+
+
+def test_the_render_command_prints_the_pods_or_the_reason_airflow_would_refuse(airflow_python, baked):
+    repo = baked["3steps-nfs-cpu-nocerts-manual"]
+    command = [airflow_python, "scripts/render_pod.py"]
+    pods = json.loads(
+        run([*command, '{"image_tag": "0.2.0", "train_command": "python main.py train --fast"}'], cwd=repo).stdout
+    )
+    assert pods["kind"] == "List" and [pod["metadata"]["labels"]["task_id"] for pod in pods["items"]] == [
+        "prepare",
+        "train",
+        "evaluate",
+    ]
+    assert {pod["spec"]["containers"][0]["image"].rsplit(":", 1)[1] for pod in pods["items"]} == {"0.2.0"}
+    assert pods["items"][1]["spec"]["containers"][0]["args"] == ["python main.py train --fast"]
+    one = json.loads(run([*command, "{}", "--step", "evaluate"], cwd=repo).stdout)
+    assert one["kind"] == "Pod" and one["metadata"]["labels"]["task_id"] == "evaluate"
+    refused = run([*command, '{"memory": "8 GB"}'], cwd=repo, check=False)
+    assert refused.returncode == 1 and "Airflow would reject this conf" in refused.stderr and "memory" in refused.stderr

@@ -4,6 +4,7 @@ real Docker engine, pushes to a registry with authentication, and syncs the DAG
 into the airflow-dags repository."""
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -307,3 +308,21 @@ def test_the_synced_dag_does_not_touch_other_files(engines, gitlab, tmp_path):
         "show", "--name-only", "--format=", "master", cwd=gitlab.bare_repo("confianceai/ec_1/infra/airflow-dags")
     )
     assert changed.splitlines() == ["jobs/neighbour.py"]
+
+
+def pipeline_jobs(repo, gitlab, *selection):
+    """The jobs gitlab-ci-local would run for a pipeline, after rules."""
+    env = {**os.environ, **gitlab.git_env()}
+    command = [GITLAB_CI_LOCAL, "--list-json", "--fetch-includes", *selection]
+    jobs = json.loads(run(command, cwd=repo, env=env).stdout)
+    return sorted(job["name"] for job in jobs if job["when"] != "never")
+
+
+def test_branch_pipelines_only_test_and_tag_pipelines_release(tmp_path):
+    need(GITLAB_CI_LOCAL, "gitlab-ci-local is not installed (npm install gitlab-ci-local@4.73.0)")
+    gitlab = FakeGitLab(tmp_path / "gitlab")
+    gitlab.publish_ci_templates()
+    repo = make_job_repo(tmp_path / "jobs", Registry(tmp_path / "unused"), project_name="lists")
+    assert pipeline_jobs(repo, gitlab) == ["test"]
+    tag = ["--variable", "CI_COMMIT_TAG=v0.1.0", "--unset-variable", "CI_COMMIT_BRANCH"]
+    assert pipeline_jobs(repo, gitlab, *tag) == ["airflow-dag-sync", "nexus-image", "release-check"]
