@@ -21,9 +21,11 @@ COMMON_FILES = {
     "requirements-dev.txt",
     "requirements.txt",
     "scripts/render_pod.py",
+    "scripts/trigger.py",
     "tests/conftest.py",
     "tests/test_dag.py",
     "tests/test_main.py",
+    "tests/test_trigger.py",
 }
 TEMPLATE_TAG = re.compile(r"{{|{%|{#")
 # The only templates left on purpose: Airflow fills these in at run time.
