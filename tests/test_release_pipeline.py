@@ -326,3 +326,16 @@ def test_branch_pipelines_only_test_and_tag_pipelines_release(tmp_path):
     assert pipeline_jobs(repo, gitlab) == ["test"]
     tag = ["--variable", "CI_COMMIT_TAG=v0.1.0", "--unset-variable", "CI_COMMIT_BRANCH"]
     assert pipeline_jobs(repo, gitlab, *tag) == ["airflow-dag-sync", "nexus-image", "release-check"]
+
+
+def test_the_image_builds_without_any_secret_from_public_pypi(engines, tmp_path):
+    """`make build` on a laptop: no pip.conf secret, packages from the public index."""
+    registry, _ = engines
+    repo = make_job_repo(tmp_path / "laptop", registry, project_name="laptop-build", extra_ca_certificates=True)
+    for certificate in CA_CERTIFICATES:  # this network inspects TLS, as many company networks do
+        shutil.copy(certificate, repo / "certs")
+    (repo / "requirements.txt").write_text("six==1.16.0\n")
+    docker("build", "--quiet", "--tag", "laptop-build:dev", repo, env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    version = docker("run", "--rm", "laptop-build:dev", "python", "-c", "import six; print(six.__version__)")
+    assert version.stdout.strip() == "1.16.0"
+    assert docker("run", "--rm", "laptop-build:dev", "id", "-u").stdout.strip() == "1000"  # not root
