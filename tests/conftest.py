@@ -106,3 +106,35 @@ def baked(tmp_path_factory):
     """Every combination, baked once: {id: repo folder}."""
     root = tmp_path_factory.mktemp("baked")
     return {combo_id: bake(root / combo_id, **answers) for combo_id, answers in COMBINATIONS.items()}
+
+
+@pytest.fixture(scope="session")
+def engines(tmp_path_factory):
+    """A Docker engine with the base image, a registry standing in for Nexus, gitlab-ci-local.
+
+    Yields the registry and the python of the platform's Airflow, which checks DAGs before a sync."""
+    from engines import BASE_IMAGE, Registry, docker, ensure_base_image, start_dockerd
+    from gitlab import GITLAB_CI_LOCAL
+
+    need(GITLAB_CI_LOCAL, "gitlab-ci-local is not installed (npm install gitlab-ci-local@4.73.0)")
+    need(shutil.which("docker-registry") and shutil.which("htpasswd"), "docker-registry and htpasswd are missing")
+    need(start_dockerd(), "no Docker engine answers and dockerd cannot be started here")
+    need(ensure_base_image(), f"no {BASE_IMAGE} image and no debootstrap to make one")
+    registry = Registry(tmp_path_factory.mktemp("registry")).start()
+    airflow_python = ensure_venv("airflow2", AIRFLOW_LINES["airflow2"] + AIRFLOW_TOOLS)
+    yield registry, airflow_python
+    registry.stop()
+    pushed = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{registry.host}/*/*").stdout.split()
+    if pushed:
+        docker("image", "rm", "--force", *pushed)
+
+
+@pytest.fixture
+def gitlab(tmp_path):
+    """A GitLab holding the shared CI jobs and an airflow-dags repository."""
+    from gitlab import FakeGitLab
+
+    gitlab = FakeGitLab(tmp_path / "gitlab")
+    gitlab.publish_ci_templates()
+    gitlab.create_dags_repo()
+    return gitlab

@@ -14,58 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv, need, run
-from engines import BASE_IMAGE, Registry, docker, ensure_base_image, free_port, start_dockerd
+from conftest import need, run
+from engines import Registry, docker, free_port
 from gitlab import GITLAB_CI_LOCAL, FakeGitLab, git, make_job_repo, run_tag_pipeline
+from release import DAGS_TOKEN, ci_variables, job_repo, release
 
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
 
-DAGS_TOKEN = "glpat-Dags-T0ken-x9"
 CA_CERTIFICATES = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
-
-
-@pytest.fixture(scope="module")
-def engines(tmp_path_factory):
-    """A Docker engine with the base image, a registry standing in for Nexus, gitlab-ci-local."""
-    need(GITLAB_CI_LOCAL, "gitlab-ci-local is not installed (npm install gitlab-ci-local@4.73.0)")
-    need(shutil.which("docker-registry") and shutil.which("htpasswd"), "docker-registry and htpasswd are missing")
-    need(start_dockerd(), "no Docker engine answers and dockerd cannot be started here")
-    need(ensure_base_image(), f"no {BASE_IMAGE} image and no debootstrap to make one")
-    registry = Registry(tmp_path_factory.mktemp("registry")).start()
-    # The platform's Airflow (2.10) checks DAGs before they are synced.
-    airflow_python = ensure_venv("airflow2", AIRFLOW_LINES["airflow2"] + AIRFLOW_TOOLS)
-    yield registry, airflow_python
-    registry.stop()
-
-
-@pytest.fixture
-def gitlab(tmp_path):
-    gitlab = FakeGitLab(tmp_path / "gitlab")
-    gitlab.publish_ci_templates()
-    gitlab.create_dags_repo()
-    return gitlab
-
-
-def ci_variables(registry, airflow_python, **overrides):
-    """What an admin sets in GitLab > CI/CD variables, plus the test-only switches."""
-    variables = {
-        "NEXUS_USER": registry.user,
-        "NEXUS_PASSWORD": registry.password,
-        "AIRFLOW_DAGS_TOKEN": DAGS_TOKEN,
-        "DOCKER_INSECURE_REGISTRY": "true",  # the stand-in registry speaks plain http on loopback
-        "AIRFLOW_PYTHON": str(airflow_python),
-    }
-    variables.update(overrides)
-    return {name: value for name, value in variables.items() if value is not None}
-
-
-def release(repo, gitlab, registry, airflow_python, tag="v0.1.0", **overrides):
-    git("tag", tag, cwd=repo)
-    return run_tag_pipeline(repo, gitlab, tag, ci_variables(registry, airflow_python, **overrides))
-
-
-def job_repo(tmp_path, registry, name, **answers):
-    return make_job_repo(tmp_path / name, registry, project_name=name, **answers)
 
 
 def secret_forms(*secrets):
@@ -310,9 +266,9 @@ def test_the_synced_dag_does_not_touch_other_files(engines, gitlab, tmp_path):
     assert changed.splitlines() == ["jobs/neighbour.py"]
 
 
-def pipeline_jobs(repo, gitlab, *selection):
+def pipeline_jobs(repo, fake_gitlab, *selection):
     """The jobs gitlab-ci-local would run for a pipeline, after rules."""
-    env = {**os.environ, **gitlab.git_env()}
+    env = {**os.environ, **fake_gitlab.git_env()}
     command = [GITLAB_CI_LOCAL, "--list-json", "--fetch-includes", *selection]
     jobs = json.loads(run(command, cwd=repo, env=env).stdout)
     return sorted(job["name"] for job in jobs if job["when"] != "never")
@@ -320,12 +276,12 @@ def pipeline_jobs(repo, gitlab, *selection):
 
 def test_branch_pipelines_only_test_and_tag_pipelines_release(tmp_path):
     need(GITLAB_CI_LOCAL, "gitlab-ci-local is not installed (npm install gitlab-ci-local@4.73.0)")
-    gitlab = FakeGitLab(tmp_path / "gitlab")
-    gitlab.publish_ci_templates()
+    templates_only = FakeGitLab(tmp_path / "gitlab")
+    templates_only.publish_ci_templates()
     repo = make_job_repo(tmp_path / "jobs", Registry(tmp_path / "unused"), project_name="lists")
-    assert pipeline_jobs(repo, gitlab) == ["test"]
+    assert pipeline_jobs(repo, templates_only) == ["test"]
     tag = ["--variable", "CI_COMMIT_TAG=v0.1.0", "--unset-variable", "CI_COMMIT_BRANCH"]
-    assert pipeline_jobs(repo, gitlab, *tag) == ["airflow-dag-sync", "nexus-image", "release-check"]
+    assert pipeline_jobs(repo, templates_only, *tag) == ["airflow-dag-sync", "nexus-image", "release-check"]
 
 
 def test_the_image_builds_without_any_secret_from_public_pypi(engines, tmp_path):

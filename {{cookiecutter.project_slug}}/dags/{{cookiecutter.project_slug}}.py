@@ -96,7 +96,7 @@ PARAMS = {
             None,
             type=["null", "string"],
             title="Command" if len(STEPS) == 1 else f"Command of step {step}",
-            description=f"Shell command run in the pod instead of `{command}`. Empty: keep it.",
+            description=f"Shell command run in the pod instead of: {command}. Empty: keep it.",
         )
         for step, command in STEPS.items()
     },

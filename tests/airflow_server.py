@@ -1,0 +1,120 @@
+"""A real Airflow 3 (standalone, SQLite) whose DAGs folder follows the airflow-dags
+repository the way the platform's git-sync does: a clone, pulled periodically."""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from engines import free_port
+
+USER, PASSWORD = "admin", "admin-Pa55"
+SYNC_PERIOD = 2  # seconds; the platform syncs every 60
+
+
+class GitSync(threading.Thread):
+    """Keeps a clone of the dags repository up to date, like the git-sync sidecar."""
+
+    def __init__(self, remote, folder, branch="master"):
+        super().__init__(daemon=True)
+        self.folder, self.branch = Path(folder), branch
+        subprocess.run(["git", "clone", "-q", "--branch", branch, str(remote), str(folder)], check=True)
+        self.stopped = threading.Event()
+
+    def run(self):
+        while not self.stopped.wait(SYNC_PERIOD):
+            subprocess.run(["git", "-C", str(self.folder), "pull", "-q", "--ff-only"], capture_output=True)
+
+    def stop(self):
+        self.stopped.set()
+
+
+class AirflowServer:
+    def __init__(self, airflow_bin, home, dags_folder):
+        self.airflow_bin, self.home = Path(airflow_bin), Path(home)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.home.mkdir(parents=True, exist_ok=True)
+        passwords = self.home / "passwords.json"
+        passwords.write_text(json.dumps({USER: PASSWORD}))  # the auth manager keeps a password it finds here
+        self.env = {name: value for name, value in os.environ.items() if not name.startswith("KUBERNETES_SERVICE")}
+        self.env.update(
+            {
+                "PATH": f"{self.airflow_bin.parent}{os.pathsep}{os.environ['PATH']}",
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": self.url,
+                "AIRFLOW__API_AUTH__JWT_SECRET": "confiance-job-tests-" + "0" * 32,
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            }
+        )
+        self.process = None
+        self.start_seconds = None
+
+    def start(self, timeout=240):
+        started = time.perf_counter()
+        log = open(self.home / "standalone.log", "ab")
+        self.process = subprocess.Popen(
+            [self.airflow_bin, "standalone"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stopped as a whole
+        )
+        while time.perf_counter() - started < timeout:
+            if self.healthy():
+                self.start_seconds = time.perf_counter() - started
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(1)
+        raise RuntimeError(f"Airflow did not become healthy; see {self.home / 'standalone.log'}")
+
+    def healthy(self):
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=5) as response:
+                health = json.load(response)
+        except OSError:
+            return False
+        parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        return all((health.get(part) or {}).get("status") == "healthy" for part in parts)
+
+    def memory_mib(self):
+        """Resident memory of every process of this Airflow."""
+        pids = subprocess.run(["ps", "-o", "pid=", "--sid", str(self.process.pid)], capture_output=True, text=True)
+        total_kib = 0
+        for pid in pids.stdout.split():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            if "VmRSS:" in status:
+                total_kib += int(status.split("VmRSS:")[1].split()[0])
+        return total_kib / 1024
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # standalone's own shutdown stops its components
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.process:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)  # whatever did not stop in time
+            except ProcessLookupError:
+                pass

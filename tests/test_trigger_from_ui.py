@@ -1,0 +1,214 @@
+"""The whole story in a running Airflow: a release tag syncs the DAG, Airflow shows
+it, a person triggers it from the form or from a terminal, bad values are refused
+before any run, and the pods of a run really run the released image."""
+
+import importlib.util
+import json
+import os
+import shutil
+import time
+import urllib.parse
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from airflow_server import PASSWORD, USER, AirflowServer, GitSync
+from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, CACHE, ROOT, ensure_venv, need, run
+from gitlab import DAGS_PROJECT, FakeGitLab, make_job_repo
+from pods import PODMAN, PodRunner
+from release import release
+
+pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
+
+DAG_ID = "ui-job"
+TRIGGER_FORM = Path(__file__).parent / "helpers" / "trigger_form.py"
+ARTIFACTS = CACHE / "artifacts"
+
+
+def load_module(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def story(engines, tmp_path_factory):
+    """Airflow running and synced from the dags repo; then `git tag v0.1.0` of a two-step job."""
+    registry, airflow2_python = engines
+    root = tmp_path_factory.mktemp("story")
+    gitlab = FakeGitLab(root / "gitlab")
+    gitlab.publish_ci_templates()
+    gitlab.create_dags_repo()
+    airflow3_python = ensure_venv("airflow3", AIRFLOW_LINES["airflow3"] + AIRFLOW_TOOLS)
+    sync = GitSync(gitlab.bare_repo(DAGS_PROJECT), root / "dags")
+    sync.start()
+    airflow = AirflowServer(airflow3_python.parent / "airflow", root / "airflow", root / "dags").start()
+    try:
+        repo = make_job_repo(root / "jobs", registry, project_name=DAG_ID, steps="prepare,train")
+        tagged = time.perf_counter()
+        pipeline = release(repo, gitlab, registry, airflow2_python)
+        assert pipeline.returncode == 0, pipeline.output
+        api = load_module(repo / "scripts" / "trigger.py", "ui_job_trigger").Airflow(airflow.url, USER, PASSWORD)
+        dag = wait_for(lambda: api.request("GET", f"/dags/{DAG_ID}"), timeout=180)
+        visible_after = time.perf_counter() - tagged
+        print(
+            f"Airflow healthy in {airflow.start_seconds:.0f} s, {airflow.memory_mib():.0f} MiB; "
+            f"tag to DAG visible {visible_after:.0f} s (pipeline {pipeline.seconds:.0f} s)"
+        )
+        yield {
+            "airflow": airflow,
+            "api": api,
+            "dag": dag,
+            "repo": repo,
+            "registry": registry,
+            "python": airflow3_python,
+            "root": root,
+        }
+    finally:
+        airflow.stop()
+        sync.stop()
+
+
+def wait_for(probe, timeout, every=1):
+    """The first value `probe` returns without raising, or the last error after `timeout` seconds."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        try:
+            return probe()
+        except Exception:
+            if time.perf_counter() > deadline:
+                raise
+            time.sleep(every)
+
+
+def trigger(story, *argv, password=PASSWORD):
+    """The job repo's `make trigger`, as a user runs it."""
+    env = {**os.environ, "AIRFLOW_URL": story["airflow"].url, "AIRFLOW_USER": USER, "AIRFLOW_PASSWORD": password}
+    return run(["python3", "scripts/trigger.py", *argv], cwd=story["repo"], env=env, check=False)
+
+
+def run_ids(story):
+    runs = story["api"].request("GET", f"/dags/{DAG_ID}/dagRuns?limit=100")["dag_runs"]
+    return {r["dag_run_id"] for r in runs}
+
+
+def test_the_released_dag_shows_up_ready_to_trigger(story):
+    api, dag = story["api"], story["dag"]
+    assert api.request("GET", "/importErrors")["total_entries"] == 0
+    assert sorted(tag["name"] for tag in dag["tags"]) == ["confiance-job", DAG_ID]
+    assert dag["is_paused"] is False  # only runs when triggered: no reason to make users unpause it
+    details = api.request("GET", f"/dags/{DAG_ID}/details")
+    assert details["params"]["image_tag"]["value"] == "0.1.0"  # stamped by the release
+
+
+def test_the_trigger_helper_starts_a_run_with_the_image_command_and_env(story):
+    command = "python main.py prepare --dry-run"
+    result = trigger(story, "--tag", "v0.1.0", "--env", "EPOCHS=3", "--conf", json.dumps({"prepare_command": command}))
+    assert result.returncode == 0, result.stderr
+    run_id = result.stdout.split()[3]
+    assert f"{story['airflow'].url}/dags/{DAG_ID}/runs/{urllib.parse.quote(run_id, safe='')}" in result.stdout
+    path = f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/prepare"
+
+    def rendered():
+        fields = story["api"].request("GET", path)["rendered_fields"]
+        assert fields.get("image")
+        return fields
+
+    fields = wait_for(rendered, timeout=120, every=2)
+    assert fields["image"] == f"{story['registry'].host}/confiance/{DAG_ID}:0.1.0"
+    assert fields["arguments"] == [command]
+    assert "EPOCHS" in str(fields["env_vars"]) and "'3'" in str(fields["env_vars"])
+    story["api"].request("PATCH", f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}", {"state": "failed"})
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--tag", "bad tag"], "Invalid input for param image_tag"),
+        (["--conf", '{"env": {"EPOCHS": 3}}'], "Invalid input for param env"),
+        (["--conf", '{"env": {"1BAD": "x"}}'], "Invalid input for param env"),
+        (["--cpu", "two"], "Invalid input for param cpu"),
+        (["--memory", "8 GB"], "Invalid input for param memory"),
+        (["--conf", '{"prepare_command": ["python", "main.py"]}'], "Invalid input for param prepare_command"),
+    ],
+    ids=["tag-with-space", "env-number", "env-bad-name", "cpu-word", "memory-with-space", "command-list"],
+)
+def test_an_invalid_value_is_refused_and_starts_nothing(story, argv, message):
+    before = run_ids(story)
+    result = trigger(story, *argv)
+    assert result.returncode == 1
+    assert "Airflow refused the run (400)" in result.stderr and message in result.stderr
+    assert run_ids(story) == before
+
+
+def test_the_trigger_helper_explains_typos_and_bad_credentials(story):
+    typo = trigger(story, "--conf", '{"image-tag": "0.1.0"}')
+    assert typo.returncode == 1 and "the form has no field image-tag; it has: cpu, env, image_tag" in typo.stderr
+    refused = trigger(story, "--tag", "0.1.0", password="wrong")
+    assert refused.returncode == 1 and "Airflow refused the user 'admin'" in refused.stderr
+
+
+def test_a_person_can_use_the_trigger_form(story):
+    need(Path("/usr/bin/chromium").exists(), "Debian's chromium is not installed (apt-get install chromium)")
+    playwright_python = ensure_venv("playwright", ["playwright==1.65.2"])
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTIFACTS / "trigger-form.png"
+    before = run_ids(story)
+    command = [playwright_python, TRIGGER_FORM, story["airflow"].url, USER, PASSWORD, DAG_ID, screenshot]
+    form = json.loads(run(command, timeout=300).stdout)
+
+    params = story["api"].request("GET", f"/dags/{DAG_ID}/details")["params"]
+    assert list(form["fields"]) == list(params)
+    for name, shown in form["fields"].items():
+        assert shown["title"] == params[name]["schema"]["title"]
+        assert shown["description"] == params[name]["description"]
+    assert form["trigger_enabled"], "a field is wrongly required: the defaults cannot be submitted"
+    assert form["trigger"]["status"] == 200
+    assert form["trigger"]["sent"]["conf"]["image_tag"] == "0.1.0"
+    (new_run,) = run_ids(story) - before
+    story["api"].request("PATCH", f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(new_run, safe='')}", {"state": "failed"})
+    assert screenshot.stat().st_size > 10_000
+    assert "docs/trigger-form.png" in (ROOT / "README.md").read_text() and (ROOT / "docs" / "trigger-form.png").exists()
+
+
+def rendered_pods(story, conf):
+    """The pods the operator builds for this conf (the job repo's `make render`)."""
+    output = run([story["python"], "scripts/render_pod.py", json.dumps(conf)], cwd=story["repo"]).stdout
+    return json.loads(output)["items"]
+
+
+@pytest.fixture
+def pod_runner(story, tmp_path):
+    need(PODMAN, "podman is not installed (apt-get install podman catatonit)")
+    nfs = tmp_path / "nfs"
+    nfs.mkdir()
+    nfs.chmod(0o777)  # the image runs as uid 1000, as on the real share
+    return PodRunner(tmp_path / "podman", story["registry"]), nfs
+
+
+def test_the_pods_of_a_run_really_run_the_released_image(story, pod_runner):
+    runner, nfs = pod_runner
+    conf = {"image_tag": "0.1.0", "env": {"GREETING": "bonjour"}}
+    assert trigger(story, "--conf", json.dumps(conf)).returncode == 0  # Airflow accepts it
+    results = [runner.run(pod, nfs) for pod in rendered_pods(story, conf)]
+    assert [result.exit_code for result in results] == [0, 0], [result.logs for result in results]
+    assert "step prepare done" in results[0].logs
+    assert "step train done" in results[1].logs
+    train_output = json.loads((nfs / DAG_ID / "train.json").read_text())
+    assert train_output["after"] == "prepare"  # the second step read what the first wrote
+
+
+def test_a_failing_command_gives_its_exit_code(story, pod_runner):
+    runner, nfs = pod_runner
+    (pod, _) = rendered_pods(story, {"prepare_command": "python main.py prepare && exit 3"})
+    assert runner.run(pod, nfs).exit_code == 3
+
+
+def test_a_pod_without_the_registry_credentials_cannot_pull(story, pod_runner, tmp_path):
+    _, nfs = pod_runner
+    (pod, _) = rendered_pods(story, {})
+    outsider = PodRunner(tmp_path / "outsider", SimpleNamespace(user="someone", password="wrong"))
+    result = outsider.run(pod, nfs)
+    assert result.exit_code is None and "unauthorized" in result.logs
+    shutil.rmtree(tmp_path / "outsider")
