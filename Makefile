@@ -1,11 +1,13 @@
 # confiance-job: the template's own commands.
 #   make job     generate a job repo (ARGS="--no-input" for the defaults)
 #   make test    run the whole test suite
+#   make bench   measure against the platform's hand-made template
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 PYTEST_ARGS ?= -n auto --dist loadgroup
+BENCH_ARGS ?=
 
 job: $(BIN)/cookiecutter
 	$(BIN)/cookiecutter $(ARGS) .
@@ -14,11 +16,14 @@ test: $(BIN)/cookiecutter
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/cookiecutter
-	$(BIN)/ruff check tests && $(BIN)/ruff format --check tests
+	$(BIN)/ruff check tests bench && $(BIN)/ruff format --check tests bench
+
+bench: $(BIN)/cookiecutter
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 $(BIN)/cookiecutter: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-.PHONY: job test lint
+.PHONY: job test lint bench

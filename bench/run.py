@@ -1,0 +1,298 @@
+"""confiance-job against the platform's hand-made "Template Run One Job", side by side.
+
+    make bench                      # full: 5 repetitions, pandas as the dependency
+    make bench BENCH_ARGS=--quick   # one repetition, small inputs (what CI runs)
+
+Both are measured in the same run, on the same base image, with the same main.py
+and requirements; prints a table of medians and ratios (ours / baseline) and
+writes bench/results/bench-<mode>.json. Timings are reported, never judged.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the test suite's engines, GitLab stand-in and helpers
+
+from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv, run  # noqa: E402
+from engines import BASE_IMAGE, Registry, docker, ensure_base_image, start_dockerd  # noqa: E402
+
+BASELINE = ROOT / "bench" / "baseline"
+PARSE_DAGS = ROOT / "bench" / "parse_dags.py"
+BENCH_BASE = "bench-base:latest"
+PIP_PASSWORD = "Bench-Nexus-S3cret"
+MODES = {
+    "full": {"repeat": 5, "requirements": "pandas==2.2.3\n", "dag_counts": [1, 50, 200]},
+    "quick": {"repeat": 1, "requirements": "six==1.16.0\n", "dag_counts": [1, 20]},
+}
+
+
+def bake(folder, **answers):
+    """cookiecutter's own CLI, its output kept out of the report."""
+    cookiecutter = Path(sys.executable).parent / "cookiecutter"
+    options = [f"{name}={value}" for name, value in answers.items()]
+    run([cookiecutter, "--no-input", "-o", folder, ROOT, *options])
+    return folder / "my-job"
+
+
+@contextlib.contextmanager
+def quiet():
+    """Keep what cookiecutter's hooks and builds print out of the report (file descriptor 1)."""
+    saved = os.dup(1)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def timed(function, *args):
+    started = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - started
+
+
+# ---- images ----
+
+
+def build_bench_base(folder):
+    """The base both images start from: the local python image plus this network's CA certificates."""
+    context = folder / "bench-base"
+    (context / "certs").mkdir(parents=True)
+    for certificate in Path("/usr/local/share/ca-certificates").glob("*.crt"):
+        shutil.copy(certificate, context / "certs")
+    (context / "Dockerfile").write_text(
+        f"FROM {BASE_IMAGE}\nCOPY certs/ /usr/local/share/ca-certificates/\nRUN update-ca-certificates\n"
+        "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt\n"
+    )
+    build(context, BENCH_BASE)
+
+
+def build(context, tag, *options):
+    docker(
+        "build", "--quiet", *options, "--tag", tag, context, env={**os.environ, "DOCKER_BUILDKIT": "1"}, timeout=1800
+    )
+
+
+def make_contexts(folder, requirements):
+    """Our generated repo, and the baseline's files around the same main.py and requirements."""
+    ours = bake(folder / "ours", base_image=BENCH_BASE)
+    (ours / "requirements.txt").write_text(requirements)
+    baseline = folder / "baseline"
+    baseline.mkdir()
+    shutil.copy(BASELINE / "Dockerfile", baseline / "Dockerfile")
+    shutil.copy(ours / "main.py", baseline / "main.py")
+    (baseline / "requirements.txt").write_text(requirements)
+    pip_conf = folder / "pip.conf"  # what CI passes as a secret: an index with a password
+    pip_conf.write_text(f"[global]\nindex-url = https://bench:{PIP_PASSWORD}@pypi.org/simple\n")
+    return {
+        "ours": (ours, ["--secret", f"id=pip_conf,src={pip_conf}"]),
+        "baseline": (baseline, ["--build-arg", "USER_NEXUS=bench", "--build-arg", f"PASSWORD_NEXUS={PIP_PASSWORD}"]),
+    }
+
+
+def measure_image(name, context, options, repeat):
+    tag = f"bench-{name}:latest"
+    docker("builder", "prune", "--all", "--force")  # start cold: no cache from an earlier build
+    first = timed(build, context, tag, *options)
+    rebuilds = []
+    for attempt in range(repeat):
+        main_py = context / "main.py"
+        main_py.write_text(main_py.read_text() + f"\n# code change {attempt}\n")  # one line of code
+        rebuilds.append(timed(build, context, tag, *options))
+    size = int(docker("image", "inspect", "--format", "{{.Size}}", tag).stdout)
+    visible = docker("history", "--no-trunc", tag).stdout + docker("image", "inspect", tag).stdout
+    return {
+        "first_build_s": first,
+        "code_only_rebuild_s": median(rebuilds),
+        "image_mb": size / 1e6,
+        "password_in_history_or_config": PIP_PASSWORD in visible,
+    }
+
+
+# ---- DAG parsing ----
+
+
+def dag_copies(folder, text, dag_id, count):
+    folder.mkdir(parents=True)
+    for index in range(count):
+        (folder / f"dag_{index}.py").write_text(text.replace(dag_id, f"{dag_id}-{index}"))
+    return folder
+
+
+def parse(python, *args):
+    return json.loads(run([python, PARSE_DAGS, *args], timeout=1800).stdout.strip().splitlines()[-1])
+
+
+def measure_dags(folder, python, counts, repeat):
+    ours = (
+        (bake(folder / "dag-source") / "dags" / "my-job.py")
+        .read_text()
+        .replace('DAG_ID = "my-job"', 'DAG_ID = "bench"')
+    )
+    dags = {
+        "ours": (ours, '"bench"'),
+        "baseline": ((BASELINE / "generic_dag.py").read_text(), "'template-run-one-job'"),
+    }
+    results = {}
+    for name, (text, dag_id) in dags.items():
+        one = dag_copies(folder / name / "one", text, dag_id.strip("'\""), 1) / "dag_0.py"
+        result = {"import_one_ms": parse(python, "import", one, str(max(repeat, 5)))["median_ms"]}
+        for count in counts:
+            copies = dag_copies(folder / name / str(count), text, dag_id.strip("'\""), count)
+            loads = [parse(python, "dagbag", copies) for _ in range(repeat)]
+            assert all(load["dags"] == count and load["import_errors"] == 0 for load in loads), loads
+            result[f"dagbag_{count}_s"] = median([load["seconds"] for load in loads])
+        result["per_dag_ms"] = result[f"dagbag_{counts[-1]}_s"] / counts[-1] * 1000
+        results[name] = result
+    return results
+
+
+# ---- bake and release ----
+
+
+def measure_bake(folder, repeat):
+    return {"bake_s": median([timed(bake, folder / f"bake-{i}") for i in range(max(repeat, 3))])}
+
+
+def measure_pipeline(folder):
+    """One tag pipeline of a fresh job repo, through the test suite's GitLab stand-in."""
+    from gitlab import GITLAB_CI_LOCAL, FakeGitLab, make_job_repo
+    from release import release
+
+    if not GITLAB_CI_LOCAL:
+        return {"pipeline": "skipped: gitlab-ci-local is not installed"}
+    registry = Registry(folder / "registry").start()
+    try:
+        gitlab = FakeGitLab(folder / "gitlab")
+        gitlab.publish_ci_templates()
+        gitlab.create_dags_repo()
+        repo = make_job_repo(folder / "job", registry, project_name="bench-job")
+        python = ensure_venv("airflow2", AIRFLOW_LINES["airflow2"] + AIRFLOW_TOOLS)
+        pipeline = release(repo, gitlab, registry, python)
+        if pipeline.returncode != 0:
+            raise RuntimeError(f"the tag pipeline failed:\n{pipeline.output}")
+        log = pipeline.logs["nexus-image"]
+        step = {
+            kind: int(log.split(f"{kind} {registry.host}/confiance/bench-job:0.1.0 in ")[1].split()[0])
+            for kind in ("Built", "Pushed")
+        }
+        return {
+            "pipeline_s": pipeline.seconds,
+            "build_s": step["Built"],
+            "push_s": step["Pushed"],
+            "sync_s": pipeline.job_seconds.get("airflow-dag-sync"),
+        }
+    finally:
+        registry.stop()
+
+
+# ---- report ----
+
+
+def ratio(ours, baseline):
+    return ours / baseline if ours is not None and baseline else None
+
+
+def table(results):
+    images, dags = results["images"], results["dags"]
+    rows = [
+        (
+            "code-only rebuild (s)",
+            images["ours"]["code_only_rebuild_s"],
+            images["baseline"]["code_only_rebuild_s"],
+            "ours >= 10x faster (ratio <= 0.1)",
+        ),
+        ("first build, cold (s)", images["ours"]["first_build_s"], images["baseline"]["first_build_s"], ""),
+        ("image size (MB)", images["ours"]["image_mb"], images["baseline"]["image_mb"], "ratio <= 1"),
+        (
+            "pip password in history/config",
+            images["ours"]["password_in_history_or_config"],
+            images["baseline"]["password_in_history_or_config"],
+            "ours: no",
+        ),
+        ("import one DAG file (ms)", dags["ours"]["import_one_ms"], dags["baseline"]["import_one_ms"], ""),
+    ]
+    for key in sorted((k for k in dags["ours"] if k.startswith("dagbag_")), key=lambda k: int(k.split("_")[1])):
+        rows.append((f"DagBag, {key.split('_')[1]} DAGs (s)", dags["ours"][key], dags["baseline"][key], ""))
+    rows.append(("parse cost per DAG (ms)", dags["ours"]["per_dag_ms"], dags["baseline"]["per_dag_ms"], "ratio <= 1.2"))
+    rows.append(("bake, cookiecutter --no-input (s)", results["bake"]["bake_s"], None, "< 1 s"))
+    for key in ("pipeline_s", "build_s", "push_s", "sync_s"):
+        if key in results["pipeline"]:
+            rows.append((f"tag pipeline: {key[:-2]} (s)", results["pipeline"][key], None, ""))
+
+    def cell(value):
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return "" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    lines = ["| metric | ours | baseline | ours / baseline | goal |", "|---|---|---|---|---|"]
+    for name, ours, baseline, goal in rows:
+        numeric = not isinstance(ours, bool) and isinstance(ours, (int, float))
+        lines.append(
+            f"| {name} | {cell(ours)} | {cell(baseline)} | {cell(ratio(ours, baseline)) if numeric else ''} | {goal} |"
+        )
+    return "\n".join(lines)
+
+
+def machine():
+    cpu = next(
+        (
+            line.split(":")[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    engine = docker("version", "--format", "{{.Server.Version}}").stdout.strip()
+    return f"{os.cpu_count()} cores ({cpu}), {memory_gib:.0f} GiB, Docker {engine}, Python {platform.python_version()}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one repetition, small inputs")
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
+    settings = MODES[mode]
+    if not (start_dockerd() and ensure_base_image()):
+        sys.exit("bench: needs a Docker engine and the base image (see README: .ci/run provisions them)")
+    airflow2 = ensure_venv("airflow2", AIRFLOW_LINES["airflow2"] + AIRFLOW_TOOLS)
+    with tempfile.TemporaryDirectory(prefix="confiance-bench-") as scratch, quiet():
+        folder = Path(scratch)
+        build_bench_base(folder)
+        contexts = make_contexts(folder, settings["requirements"])
+        results = {
+            "mode": mode,
+            "machine": machine(),
+            "images": {name: measure_image(name, *context, settings["repeat"]) for name, context in contexts.items()},
+            "dags": measure_dags(folder / "dags", airflow2, settings["dag_counts"], settings["repeat"]),
+            "bake": measure_bake(folder / "bakes", settings["repeat"]),
+            "pipeline": measure_pipeline(folder / "pipeline"),
+        }
+    output = ROOT / "bench" / "results" / f"bench-{mode}.json"
+    output.parent.mkdir(exist_ok=True)
+    output.write_text(json.dumps(results, indent=2))
+    print(f"\nconfiance-job vs the hand-made template, {mode} mode, medians of {settings['repeat']}")
+    print(f"machine: {results['machine']}\n")
+    print(table(results))
+    print(f"\n{output.relative_to(ROOT)} holds every number.")
+
+
+if __name__ == "__main__":
+    main()
