@@ -118,3 +118,60 @@ class AirflowServer:
                 os.killpg(self.process.pid, signal.SIGKILL)  # whatever did not stop in time
             except ProcessLookupError:
                 pass
+
+
+class Airflow2Server:
+    """Airflow 2's webserver and REST API v1 (basic auth), the DAGs registered without a scheduler:
+    enough for runs to be accepted or refused, which is what a trigger client meets."""
+
+    def __init__(self, airflow_bin, home, dags_folder):
+        self.airflow_bin, self.home = Path(airflow_bin), Path(home)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.env = {name: value for name, value in os.environ.items() if not name.startswith("KUBERNETES_SERVICE")}
+        self.env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session",
+                "AIRFLOW__WEBSERVER__WORKERS": "1",
+                "AIRFLOW__WEBSERVER__SECRET_KEY": "confiance-job-tests",
+            }
+        )
+        self.process = None
+
+    def airflow(self, *args):
+        subprocess.run([self.airflow_bin, *args], env=self.env, check=True, capture_output=True, timeout=300)
+
+    def start(self, timeout=180):
+        self.airflow("db", "migrate")
+        self.airflow("users", "create", "-u", USER, "-p", PASSWORD, "-r", "Admin", "-f", "A", "-l", "B", "-e", "a@b.c")
+        self.airflow("dags", "reserialize")  # what the scheduler's DAG processor would store
+        log = open(self.home / "webserver.log", "ab")
+        command = [self.airflow_bin, "webserver", "--hostname", "127.0.0.1", "--port", str(self.port)]
+        self.process = subprocess.Popen(
+            command,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.url}/health", timeout=5).close()
+                return self
+            except OSError:
+                time.sleep(1)
+        raise RuntimeError(f"Airflow 2 did not answer; see {self.home / 'webserver.log'}")
+
+    def stop(self):
+        if self.process:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(self.process.pid, signal.SIGKILL)

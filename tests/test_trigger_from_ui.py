@@ -12,7 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from airflow_server import PASSWORD, USER, AirflowServer, GitSync
+from airflow_server import PASSWORD, USER, Airflow2Server, AirflowServer, GitSync
 from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, CACHE, ROOT, ensure_venv, need, run
 from gitlab import DAGS_PROJECT, FakeGitLab, make_job_repo
 from pods import PODMAN, PodRunner
@@ -212,3 +212,30 @@ def test_a_pod_without_the_registry_credentials_cannot_pull(story, pod_runner, t
     result = outsider.run(pod, nfs)
     assert result.exit_code is None and "unauthorized" in result.logs
     shutil.rmtree(tmp_path / "outsider")
+
+
+@pytest.fixture(scope="module")
+def airflow2(story):
+    """Airflow 2 (the platform's line) serving the same synced DAGs folder."""
+    python = ensure_venv("airflow2", AIRFLOW_LINES["airflow2"] + AIRFLOW_TOOLS)
+    server = Airflow2Server(python.parent / "airflow", story["root"] / "airflow2", story["root"] / "dags").start()
+    yield server
+    server.stop()
+
+
+def test_the_trigger_helper_works_on_airflow_2(story, airflow2):
+    env = {**os.environ, "AIRFLOW_URL": airflow2.url, "AIRFLOW_USER": USER, "AIRFLOW_PASSWORD": PASSWORD}
+    helper = ["python3", "scripts/trigger.py"]
+    started = run([*helper, "--tag", "0.1.0", "--env", "EPOCHS=3"], cwd=story["repo"], env=env)
+    assert f"{airflow2.url}/dags/{DAG_ID}/grid?dag_run_id=" in started.stdout
+    refused = run([*helper, "--cpu", "two"], cwd=story["repo"], env=env, check=False)
+    assert refused.returncode == 1 and "Airflow refused the run (400): Invalid input for param cpu" in refused.stderr
+    several = run([*helper, "--command", "echo hi"], cwd=story["repo"], env=env, check=False)
+    assert several.returncode == 1 and "this job has several steps" in several.stderr
+    wrong = run([*helper, "--tag", "0.1.0"], cwd=story["repo"], env={**env, "AIRFLOW_PASSWORD": "wrong"}, check=False)
+    assert wrong.returncode == 1 and "Airflow refused the credentials" in wrong.stderr
+    api = load_module(story["repo"] / "scripts" / "trigger.py", "ui_job_trigger_2").Airflow(
+        airflow2.url, USER, PASSWORD
+    )
+    runs = api.request("GET", f"/dags/{DAG_ID}/dagRuns")["dag_runs"]
+    assert [dag_run["conf"] for dag_run in runs] == [{"image_tag": "0.1.0", "env": {"EPOCHS": "3"}}]

@@ -60,7 +60,8 @@ class Airflow:
     def request(self, method, path, body=None):
         status, answer = call(method, self.api + path, body, self.headers)
         if status in (401, 403):
-            raise TriggerError("Airflow refused the credentials: check AIRFLOW_USER and AIRFLOW_PASSWORD")
+            hint = "" if self.api.endswith("/v2") else " (on Airflow 2, [api] auth_backends must include basic_auth)"
+            raise TriggerError(f"Airflow refused the credentials: check AIRFLOW_USER and AIRFLOW_PASSWORD{hint}")
         if status == 404:
             raise TriggerError(f"Airflow has no DAG {DAG_ID!r}: was a release tag pushed, and has it synced?")
         if status >= 400:
@@ -126,6 +127,9 @@ def main(argv=None):
         airflow = Airflow(os.environ["AIRFLOW_URL"], os.environ["AIRFLOW_USER"], os.environ["AIRFLOW_PASSWORD"])
         # Airflow accepts unknown fields silently: catch typos here.
         fields = airflow.form_fields()
+        if "command" in conf and "command" not in fields:
+            example = json.dumps({min(f for f in fields if f.endswith("_command")): conf["command"]})
+            raise TriggerError(f"this job has several steps: give a step its command with --conf '{example}'")
         unknown = ", ".join(sorted(set(conf) - fields))
         if unknown:
             raise TriggerError(f"the form has no field {unknown}; it has: {', '.join(sorted(fields))}")
