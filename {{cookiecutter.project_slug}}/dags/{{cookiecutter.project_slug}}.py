@@ -130,9 +130,8 @@ class JobPodOperator(KubernetesPodOperator):
 
     def render_template_fields(self, context, jinja_env=None):
         super().render_template_fields(context, jinja_env)
-        extra_env = context["params"].get("env") or {}
-        kept = [var for var in self.env_vars if var.name not in extra_env]
-        self.env_vars = kept + [k8s.V1EnvVar(name=name, value=value) for name, value in extra_env.items()]
+        env = self.env_vars if isinstance(self.env_vars, dict) else {var.name: var.value for var in self.env_vars}
+        self.env_vars = {**env, **(context["params"].get("env") or {})}
 
 
 with DAG(
@@ -163,7 +162,7 @@ with DAG(
             image_pull_secrets=[k8s.V1LocalObjectReference(name="{{ cookiecutter.image_pull_secret }}")],
             cmds=["bash", "-c"],
             arguments=[from_form(command_field(step), default_command)],
-            env_vars=[k8s.V1EnvVar(name=name, value=value) for name, value in ENV.items()],
+            env_vars=ENV,
             container_resources=k8s.V1ResourceRequirements(
                 requests={"cpu": from_form("cpu", CPU["request"]), "memory": from_form("memory", MEMORY["request"])},
                 limits={
