@@ -130,6 +130,7 @@ class JobPodOperator(KubernetesPodOperator):
 
     def render_template_fields(self, context, jinja_env=None):
         super().render_template_fields(context, jinja_env)
+        # By now Airflow 3's provider has turned ENV into a list of V1EnvVar; Airflow 2's keeps the dict.
         env = self.env_vars if isinstance(self.env_vars, dict) else {var.name: var.value for var in self.env_vars}
         self.env_vars = {**env, **(context["params"].get("env") or {})}
 
