@@ -25,10 +25,12 @@ CA_CERTIFICATES = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
 
 
 def secret_forms(*secrets):
-    """Each secret as it could leak: plain, percent-encoded (pip URL), base64 (HTTP header)."""
+    """Each secret as it could leak: plain, percent-encoded (pip URL, as urllib and as the CI job
+    encode it: every byte), base64 (HTTP header)."""
     forms = set()
     for secret in secrets:
-        forms |= {secret, urllib.parse.quote(secret, safe=""), base64.b64encode(secret.encode()).decode()}
+        every_byte = "".join(f"%{byte:02x}" for byte in secret.encode())
+        forms |= {secret, urllib.parse.quote(secret, safe=""), every_byte, base64.b64encode(secret.encode()).decode()}
     forms.add(base64.b64encode(f"oauth2:{DAGS_TOKEN}".encode()).decode())
     return forms
 
