@@ -10,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from conftest import run, wait_until
 from engines import free_port
 
 USER, PASSWORD = "admin", "admin-Pa55"
@@ -22,7 +23,7 @@ class GitSync(threading.Thread):
     def __init__(self, remote, folder, branch="master"):
         super().__init__(daemon=True)
         self.folder, self.branch = Path(folder), branch
-        subprocess.run(["git", "clone", "-q", "--branch", branch, str(remote), str(folder)], check=True)
+        run(["git", "clone", "-q", "--branch", branch, remote, folder])
         self.stopped = threading.Event()
 
     def run(self):
@@ -75,14 +76,11 @@ class AirflowServer:
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: stopped as a whole
         )
-        while time.perf_counter() - started < timeout:
-            if self.healthy():
-                self.start_seconds = time.perf_counter() - started
-                return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(1)
-        raise RuntimeError(f"Airflow did not become healthy; see {self.home / 'standalone.log'}")
+        state = wait_until(lambda: "exited" if self.process.poll() is not None else self.healthy(), timeout)
+        if state == "exited":
+            raise RuntimeError(f"Airflow exited while starting; see {self.home / 'standalone.log'}")
+        self.start_seconds = time.perf_counter() - started
+        return self
 
     def healthy(self):
         try:
@@ -143,7 +141,7 @@ class Airflow2Server:
         self.process = None
 
     def airflow(self, *args):
-        subprocess.run([self.airflow_bin, *args], env=self.env, check=True, capture_output=True, timeout=300)
+        run([self.airflow_bin, *args], env=self.env, timeout=300)
 
     def start(self, timeout=180):
         self.airflow("db", "migrate")
@@ -159,14 +157,8 @@ class Airflow2Server:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            try:
-                urllib.request.urlopen(f"{self.url}/health", timeout=5).close()
-                return self
-            except OSError:
-                time.sleep(1)
-        raise RuntimeError(f"Airflow 2 did not answer; see {self.home / 'webserver.log'}")
+        wait_until(lambda: urllib.request.urlopen(f"{self.url}/health", timeout=5).close() or True, timeout)
+        return self
 
     def stop(self):
         if self.process:

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,21 @@ def run(command, cwd=None, env=None, check=True, timeout=600):
             f"{' '.join(map(str, command))[:300]} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+def wait_until(probe, timeout, every=1.0):
+    """The first truthy value `probe` returns; an exception counts as "not yet". TimeoutError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+            if value:
+                return value
+        except Exception as error:  # noqa: BLE001 - a service that is still starting
+            last_error = error
+        time.sleep(every)
+    raise TimeoutError(f"not ready after {timeout} s" + (f": {last_error}" if last_error else ""))
 
 
 def ensure_venv(name, requirements):

@@ -10,12 +10,11 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from conftest import CACHE, run
+from conftest import CACHE, run, wait_until
 
 # Debian's client speaks BuildKit to Debian's engine; a newer client on PATH may insist on buildx.
 DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.which("docker")
@@ -40,11 +39,10 @@ def start_dockerd():
     CACHE.mkdir(exist_ok=True)
     with open(CACHE / "dockerd.log", "ab") as log:
         subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
-    for _ in range(60):
-        if docker_is_up():
-            return True
-        time.sleep(1)
-    return False
+    try:
+        return wait_until(docker_is_up, timeout=60)
+    except TimeoutError:
+        return False
 
 
 def ensure_base_image():
@@ -82,6 +80,13 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def port_answers(address):
+    """True once something listens on host:port."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=1):
+        return True
+
+
 class Registry:
     """Debian's docker-registry with htpasswd authentication, on a loopback port."""
 
@@ -108,13 +113,11 @@ auth:
         self.process = subprocess.Popen(
             ["docker-registry", "serve", self.folder / "config.yml"], stdout=log, stderr=log
         )
-        for _ in range(50):
-            try:
-                socket.create_connection(tuple(self.host.split(":")), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"the registry did not start, see {self.folder / 'registry.log'}")
+        host, port = self.host.split(":")
+        wait_until(
+            lambda: socket.create_connection((host, int(port)), timeout=1).close() or True, timeout=10, every=0.1
+        )
+        return self
 
     def stop(self):
         if self.process:

@@ -6,7 +6,6 @@ job repo's real .gitlab-ci.yml with the shared jobs included by `include: projec
 import os
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,7 +128,7 @@ def run_tag_pipeline(repo, gitlab, tag, variables, extra_env=None):
     for name, value in variables.items():
         command += ["--variable", f"{name}={value}"]
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    result = run(command, cwd=repo, env=env, check=False, timeout=900)
     seconds = time.perf_counter() - started
     output = result.stdout + result.stderr
     logs = {log.stem: log.read_text() for log in (repo / ".gitlab-ci-local" / "output").glob("*.log")}

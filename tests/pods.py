@@ -5,9 +5,10 @@ pull secret would hold. Only the NFS volume is swapped, for a folder of this mac
 import copy
 import json
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from conftest import run
 
 PODMAN = shutil.which("podman")
 # Root here cannot raise its file limits (no CAP_SYS_RESOURCE); no systemd either.
@@ -43,7 +44,7 @@ class PodRunner:
         self.env = {"CONTAINERS_CONF": str(self.folder / "containers.conf"), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 
     def podman(self, *args):
-        return subprocess.run([PODMAN, *args], env=self.env, capture_output=True, text=True, timeout=600)
+        return run([PODMAN, *args], env=self.env, check=False)
 
     def run(self, manifest, nfs_folder):
         """Play the pod, wait for its container, return its exit code and logs, remove it."""

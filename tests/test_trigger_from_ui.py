@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from airflow_server import PASSWORD, USER, Airflow2Server, AirflowServer, GitSync
-from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, CACHE, ROOT, ensure_venv, need, run
+from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, CACHE, ROOT, ensure_venv, need, run, wait_until
 from gitlab import DAGS_PROJECT, FakeGitLab, make_job_repo
 from pods import PODMAN, PodRunner
 from release import release
@@ -50,7 +50,7 @@ def story(engines, tmp_path_factory):
         pipeline = release(repo, gitlab, registry, airflow2_python)
         assert pipeline.returncode == 0, pipeline.output
         api = load_module(repo / "scripts" / "trigger.py", "ui_job_trigger").Airflow(airflow.url, USER, PASSWORD)
-        dag = wait_for(lambda: api.request("GET", f"/dags/{DAG_ID}"), timeout=180)
+        dag = wait_until(lambda: api.request("GET", f"/dags/{DAG_ID}"), timeout=180)
         visible_after = time.perf_counter() - tagged
         print(
             f"Airflow healthy in {airflow.start_seconds:.0f} s, {airflow.memory_mib():.0f} MiB; "
@@ -68,18 +68,6 @@ def story(engines, tmp_path_factory):
     finally:
         airflow.stop()
         sync.stop()
-
-
-def wait_for(probe, timeout, every=1):
-    """The first value `probe` returns without raising, or the last error after `timeout` seconds."""
-    deadline = time.perf_counter() + timeout
-    while True:
-        try:
-            return probe()
-        except Exception:
-            if time.perf_counter() > deadline:
-                raise
-            time.sleep(every)
 
 
 def trigger(story, *argv, password=PASSWORD):
@@ -115,7 +103,7 @@ def test_the_trigger_helper_starts_a_run_with_the_image_command_and_env(story):
         assert fields.get("image")
         return fields
 
-    fields = wait_for(rendered, timeout=120, every=2)
+    fields = wait_until(rendered, timeout=120, every=2)
     assert fields["image"] == f"{story['registry'].host}/confiance/{DAG_ID}:0.1.0"
     assert fields["arguments"] == [command]
     assert "EPOCHS" in str(fields["env_vars"]) and "'3'" in str(fields["env_vars"])
