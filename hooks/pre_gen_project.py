@@ -11,6 +11,9 @@ import re
 import sys
 
 ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
+sys.path.insert(0, {{ template_dir | tojson }})  # the template's own rules, shared with its files
+from local_extensions import QUANTITY, env_vars, quantity_value, split_list, step_resources  # noqa: E402
+from slugify import slugify  # noqa: E402  (cookiecutter's own slugify)
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -21,11 +24,9 @@ GITLAB_PROJECT = re.compile(r"^[\w.-]+(/[\w.-]+)+$")
 GIT_REF = re.compile(r"^[\w][\w./-]*$")
 STEP = re.compile(r"^[a-z][a-z0-9_]*$")
 LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-QUANTITY = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-QUANTITY_FACTOR = {
-    "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-}
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Set by the DAG for each run: the answers cannot choose them.
+RUN_ENV = {"RUN_ID", "RUN_DIR", "IMAGE_TAG", "TRY_NUMBER"}
 SCHEDULE_PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually"}
 CRON_FIELDS = [  # (name, lowest, highest, names accepted instead of numbers)
     ("minute", 0, 59, []),
@@ -54,11 +55,6 @@ def check(field, pattern, rule, example, max_len=None):
     value = str(ANSWERS[field])
     if not pattern.match(value) or (max_len and len(value) > max_len):
         fail(field, rule, example)
-
-
-def quantity_value(text):
-    number, unit = QUANTITY.match(text).group(1, 3)
-    return float(number) * QUANTITY_FACTOR[unit or ""]
 
 
 def check_resources(kind, example_request, example_limit):
@@ -138,6 +134,39 @@ def check_gpu():
     count = str(ANSWERS["gpu_count"])
     if not count.isdigit() or int(count) < 1:
         fail("gpu_count", "a whole number, at least 1, when use_gpu is on", "1")
+    steps, gpu_steps = split_list(ANSWERS["steps"]), split_list(ANSWERS["gpu_steps"])
+    unknown = [step for step in gpu_steps if step not in steps]
+    if not gpu_steps or unknown:
+        fail("gpu_steps", f"one or more of the steps ({', '.join(steps)}), comma separated", steps[-1])
+
+
+def check_slug():
+    slug, name = ANSWERS["project_slug"], ANSWERS["project_name"]
+    rule = (f"lowercase letters, digits and '-', starting with a letter, at most {MAX_SLUG} characters "
+            "(it names the image, the DAG and the pods)")
+    if slug == slugify(name, max_length=MAX_SLUG):  # made from the name: speak of the name
+        rule += f"; it was made from project_name {name!r}: start the name with a letter, or answer project_slug"
+    check("project_slug", DNS_LABEL, rule, "air-quality-forecast", MAX_SLUG)
+
+
+def check_step_resources():
+    for error in step_resources(ANSWERS)["errors"]:
+        fail("step_resources", error + "; 'step: cpu=REQUEST/LIMIT memory=REQUEST/LIMIT gpus=N', steps separated by ';'",
+             "train: memory=8Gi/16Gi gpus=1; predict: cpu=2")
+    if ANSWERS["use_gpu"] is not True and "gpus=" in ANSWERS["step_resources"]:
+        fail("step_resources", "gpus=... only with use_gpu on", "train: memory=8Gi/16Gi")
+
+
+def check_env_and_secrets():
+    env, errors = env_vars(ANSWERS["env_vars"])
+    for error in errors:
+        fail("env_vars", error, "DATASET=/nfsdata/my-team/dataset,LOG_LEVEL=DEBUG")
+    for name in sorted(RUN_ENV & set(env)):
+        fail("env_vars", f"{name} is set by the DAG for each run; pick another name", "DATASET=/nfsdata/dataset")
+    for secret in split_list(ANSWERS["secrets"]):
+        if not DNS_SUBDOMAIN.match(secret) or len(secret) > 253:
+            fail("secrets", f"{secret!r}: names of Kubernetes Secrets (lowercase, digits, '-', '.'), comma separated",
+                 "mlflow-credentials,s3-credentials")
 
 
 def check_booleans():
@@ -147,10 +176,9 @@ def check_booleans():
 
 
 def main():
-    if not ANSWERS["project_name"].strip():
-        fail("project_name", "a name", "Air Quality Forecast")
-    check("project_slug", DNS_LABEL, f"lowercase letters, digits and '-', starting with a letter, at most {MAX_SLUG} "
-          "characters (it names the image, the DAG and the pods)", "air-quality-forecast", MAX_SLUG)
+    if not slugify(ANSWERS["project_name"]):
+        fail("project_name", "a name with letters or digits (the short name is made from them)", "Air Quality Forecast")
+    check_slug()
     if "@" not in ANSWERS["author_email"]:
         fail("author_email", "an email address", "jane.doe@irt-systemx.fr")
     check("version", SEMVER, "a semantic version X.Y.Z (without the leading v)", "0.1.0")
@@ -177,6 +205,8 @@ def main():
         check_gpu()
     check_resources("cpu", "1", "2")
     check_resources("memory", "2Gi", "4Gi")
+    check_step_resources()
+    check_env_and_secrets()
 
     if errors:
         print("confiance-job: some answers cannot work, nothing was generated:\n", file=sys.stderr)

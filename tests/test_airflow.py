@@ -51,14 +51,17 @@ def test_the_pods_carry_what_the_answers_asked(dag_facts, combo):
             assert container["command"] == ["bash", "-c"] and container["args"] == [f"python main.py {step}"]
             env = {var["name"]: var["value"] for var in container["env"]}
             assert env["DATA_DIR"] == ("/nfsdata/my-job" if answers["use_nfs"] else "/data")
+            assert env["RUN_DIR"] == env["DATA_DIR"] + "/runs/manual__render"
+            assert (env["RUN_ID"], env["IMAGE_TAG"], env["TRY_NUMBER"]) == ("manual__render", tag, "1")
             assert ("EPOCHS" in env) == (conf_name == "full")
+            assert not container.get("envFrom")  # no secrets asked
+            gpu = answers["use_gpu"]  # every step, by default
             mounts = [(m["name"], m["mountPath"]) for m in container.get("volumeMounts", [])]
             volumes = spec.get("volumes", [])
-            if answers["use_nfs"]:
-                assert mounts == [("nfs-data", "/nfsdata")]
-                assert volumes == [{"name": "nfs-data", "nfs": {"server": "152.228.211.245", "path": "/nfsdata"}}]
-            else:
-                assert mounts == [] and volumes == []
+            nfs_volume = {"name": "nfs-data", "nfs": {"server": "152.228.211.245", "path": "/nfsdata"}}
+            shm_volume = {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "4Gi"}}
+            assert mounts == [("nfs-data", "/nfsdata")] * answers["use_nfs"] + [("dshm", "/dev/shm")] * gpu
+            assert volumes == [nfs_volume] * answers["use_nfs"] + [shm_volume] * gpu
             limits, requests = container["resources"]["limits"], container["resources"]["requests"]
             if conf_name == "defaults":
                 assert (requests, {k: v for k, v in limits.items() if k != "nvidia.com/gpu"}) == (
@@ -67,9 +70,11 @@ def test_the_pods_carry_what_the_answers_asked(dag_facts, combo):
                 )
             else:
                 assert requests == {"cpu": "500m", "memory": "3Gi"}
-            assert limits.get("nvidia.com/gpu") == ("1" if answers["use_gpu"] else None)
+            assert limits.get("nvidia.com/gpu") == ("1" if gpu else None)
             affinity = json.dumps(spec.get("affinity") or {})
-            assert ('"t2-180"' in affinity) == answers["use_gpu"]
+            assert ('"t2-180"' in affinity) == gpu
+            toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+            assert (spec.get("tolerations") or []) == ([toleration] if gpu else [])
 
 
 @pytest.mark.parametrize("combo", SUITE_COMBINATIONS)

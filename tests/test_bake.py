@@ -1,5 +1,6 @@
 """Every combination of options bakes a complete, clean job repo."""
 
+import ast
 import re
 import sys
 from pathlib import Path
@@ -97,7 +98,7 @@ def test_the_dockerfile_keeps_secrets_out_and_installs_dependencies_before_code(
     assert "--mount=type=secret,id=pip_conf" in dockerfile
     assert dockerfile.index("COPY requirements.txt") < dockerfile.index("pip install") < dockerfile.index("COPY . .")
     assert "# syntax=" not in dockerfile
-    assert re.search(r"^USER job$", dockerfile, re.M)
+    assert re.search(r"^USER 1000$", dockerfile, re.M)  # numeric: Kubernetes' runAsNonRoot can check it
     assert ("update-ca-certificates" in dockerfile) == COMBINATIONS[combo]["extra_ca_certificates"]
 
 
@@ -109,10 +110,56 @@ def test_the_slug_and_image_are_derived_from_the_name(tmp_path):
     assert 'DAG_ID = "air-quality-forecast"' in dag
 
 
-def test_free_text_answers_with_quotes_stay_valid_python(tmp_path):
-    repo = bake(tmp_path, description='Say "hello" and it\'s done', author_name="Zoë O'Neil")
-    for path in [repo / "main.py", repo / "dags" / "my-job.py"]:
+@pytest.mark.parametrize(
+    "name, slug",
+    [
+        ("Prévision Qualité Air", "prevision-qualite-air"),
+        ("My Job!", "my-job"),
+        ("Air_Liquide  TimeSeries", "air-liquide-timeseries"),
+        ("Œuvre d'Art — Étape 2", "oeuvre-d-art-etape-2"),
+        ("A very long project name that goes well beyond forty characters", "a-very-long-project-name-that-goes-well"),
+    ],
+)
+def test_any_name_makes_a_valid_slug(tmp_path, name, slug):
+    repo = bake(tmp_path, project_name=name)
+    assert repo.name == slug and len(slug) <= 40
+    assert (repo / "dags" / f"{slug}.py").is_file()
+
+
+# Free text exactly as people type it: each must bake into files that compile and parse, text intact.
+TRICKY_TEXTS = {
+    "accents": "Prévision de la qualité de l'air — été 2026",
+    "double-quotes": 'Say "hello" to the "model"',
+    "single-quotes": "it's Zoë O'Neil's job",
+    "triple-quotes": 'a """docstring""" inside',
+    "ends-with-quote": 'ends with a quote"',
+    "backslashes": "C:\\data\\new \\n is not a newline \\",
+    "newlines": "first line\nsecond line\n\nthird after a blank",
+    "markdown": "`code` # not a heading | a pipe * a star",
+    "long": "A description that keeps going " * 8,
+}
+
+
+@pytest.mark.parametrize("text", TRICKY_TEXTS.values(), ids=TRICKY_TEXTS.keys())
+def test_tricky_free_text_bakes_into_files_that_compile_and_parse(tmp_path, text):
+    repo = bake(tmp_path, project_name="Tricky " + text[:20], description=text, author_name=text)
+    slug = repo.name
+    for path in repo.rglob("*.py"):
         compile(path.read_text(), str(path), "exec")
+    as_documented = "\n".join(line.rstrip() for line in f"Tricky {text[:20]}: {text}".splitlines())
+    main_module = ast.parse((repo / "main.py").read_text())
+    assert ast.get_docstring(main_module, clean=False).startswith(as_documented + "\n")
+    dag_module = ast.parse((repo / "dags" / f"{slug}.py").read_text())
+    assert ast.get_docstring(dag_module, clean=False).startswith(as_documented + "\n")
+    literals = {node.value for node in ast.walk(dag_module) if isinstance(node, ast.Constant)}
+    assert text in literals  # the DAG's description and owner, intact
+    for name in [".gitlab-ci.yml", ".pre-commit-config.yaml"]:
+        yaml.load((repo / name).read_text(), GitLabLoader)
+    readme = (repo / "README.md").read_text()
+    assert readme.splitlines()[0] == "# " + " ".join(f"Tricky {text[:20]}".split())
+    assert text in readme
+    run(["ruff", "check", "--no-cache", repo])
+    run(["ruff", "format", "--check", "--no-cache", repo])
 
 
 def test_the_cli_bakes_with_defaults_and_prints_next_steps(tmp_path):

@@ -40,6 +40,19 @@ INVALID_ANSWERS = [
     ({"cpu_limit": "two"}, "cpu_limit", "a Kubernetes quantity"),
     ({"memory_request": "8Gi", "memory_limit": "4Gi"}, "memory_limit", "at least memory_request (8Gi)"),
     ({"author_email": "jane"}, "author_email", "an email address"),
+    ({"project_name": "!!!"}, "project_name", "a name with letters or digits"),
+    ({"use_gpu": True, "steps": "prepare,train", "gpu_steps": "training"}, "gpu_steps", "one or more of the steps"),
+    ({"use_gpu": True, "gpu_steps": ""}, "gpu_steps", "one or more of the steps (run)"),
+    ({"steps": "prepare,train", "step_resources": "training: cpu=4"}, "step_resources", "start with one of the steps"),
+    ({"step_resources": "run: ram=4Gi"}, "step_resources", "'ram=4Gi' is not cpu=..., memory=... or gpus=..."),
+    ({"step_resources": "run: memory=16Gi/8Gi"}, "step_resources", "run: memory request 16Gi is above its limit 8Gi"),
+    ({"step_resources": "run: cpu=lots"}, "step_resources", "cpu=lots is not a Kubernetes quantity"),
+    ({"use_gpu": True, "step_resources": "run: gpus=two"}, "step_resources", "gpus=two is not a whole number"),
+    ({"step_resources": "run: gpus=1"}, "step_resources", "gpus=... only with use_gpu on"),
+    ({"env_vars": "DATASET"}, "env_vars", "'DATASET' is not NAME=value"),
+    ({"env_vars": "1ST=x"}, "env_vars", "'1ST=x' is not NAME=value"),
+    ({"env_vars": "RUN_DIR=/tmp"}, "env_vars", "RUN_DIR is set by the DAG for each run"),
+    ({"secrets": "mlflow-credentials,S3 Keys"}, "secrets", "'S3 Keys': names of Kubernetes Secrets"),
 ]
 
 
@@ -56,6 +69,15 @@ def test_an_invalid_answer_is_refused_with_a_clear_message(tmp_path, capfd, answ
     assert rule in message
     assert "example:" in message
     assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_a_name_that_makes_no_valid_slug_is_explained_in_terms_of_the_name(tmp_path, capfd):
+    with pytest.raises(FailedHookException):
+        bake(tmp_path, project_name="9 Lives")
+    message = capfd.readouterr().err
+    assert "- project_slug = '9-lives'" in message
+    assert "it was made from project_name '9 Lives': start the name with a letter, or answer project_slug" in message
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_every_problem_is_reported_at_once(tmp_path, capfd):
@@ -76,6 +98,9 @@ def test_every_problem_is_reported_at_once(tmp_path, capfd):
         {"docker_registry": "localhost"},
         {"cpu_request": "500m", "cpu_limit": "1", "memory_request": "512Mi", "memory_limit": "1.5Gi"},
         {"use_nfs": False, "nfs_mount_path": "/app"},  # NFS answers do not matter when NFS is off
+        {"use_gpu": False, "gpu_steps": "nonsense"},  # nor GPU answers when GPUs are off
+        {"steps": "a,b", "step_resources": " a: cpu=500m/1 memory=1Gi ; b: memory=2Gi/8Gi "},
+        {"env_vars": "DATASET=/nfsdata/x, OPTS=--a=1 --b", "secrets": "mlflow-credentials, s3.keys"},
     ],
     ids=[
         "preset",
@@ -86,6 +111,9 @@ def test_every_problem_is_reported_at_once(tmp_path, capfd):
         "registry-no-port",
         "small",
         "nfs-off",
+        "gpu-off",
+        "step-resources",
+        "env-and-secrets",
     ],
 )
 def test_unusual_but_valid_answers_are_accepted(tmp_path, answers):

@@ -1,5 +1,5 @@
-{%- set steps = cookiecutter.steps.split(',') | map('trim') | list -%}
-"""{{ cookiecutter.project_name }}: {{ cookiecutter.description }}
+{%- set steps = cookiecutter.steps | items -%}
+"""{{ cookiecutter.project_name | docstring }}: {{ cookiecutter.description | docstring }}
 
 Each step of the job is a subcommand, run by one pod in Airflow:
 
@@ -7,7 +7,9 @@ Each step of the job is a subcommand, run by one pod in Airflow:
     python main.py {{ steps[0] }} --dry-run   # only say what it would do
 
 Put your code in the step functions below. Settings come from command-line
-options or environment variables (the DAG and the Trigger form set those).
+options or environment variables (the DAG and the Trigger form set those):
+DATA_DIR holds shared inputs; RUN_DIR is this run's own folder, where the steps
+of one run pass files to each other and no other run writes.
 """
 
 import argparse
@@ -27,11 +29,13 @@ log = logging.getLogger("{{ cookiecutter.project_slug }}")
 def {{ step }}(settings):
     """The '{{ step }}' step. Replace this example with your code."""
 {%- if loop.first %}
-    result = {"step": "{{ step }}", "message": "hello from {{ step }}"}
+    # RUN_ID and IMAGE_TAG say which run and which version made a result: tag your outputs
+    # (or MLflow runs: mlflow.set_tags({"airflow_run_id": settings.run_id})) with them.
+    result = {"step": "{{ step }}", "run_id": settings.run_id, "image_tag": settings.image_tag}
 {%- else %}
-    # Steps share files through the data folder (on NFS in the cluster).
-    previous = load_json(settings.data_dir / "{{ steps[loop.index0 - 1] }}.json")
-    result = {"step": "{{ step }}", "after": previous["step"]}
+    # Steps of one run share files through the run folder (on NFS in the cluster).
+    previous = load_json(settings.run_dir / "{{ steps[loop.index0 - 1] }}.json")
+    result = {"step": "{{ step }}", "after": previous["step"], "run_id": settings.run_id}
 {%- endif %}
     save_json(settings, "{{ step }}.json", result)
 {% endfor %}
@@ -43,8 +47,8 @@ STEPS = { {%- for step in steps %}"{{ step }}": {{ step }}{{ ", " if not loop.la
 
 
 def save_json(settings, name, data):
-    """Write data to <data dir>/<name>, or only log it with --dry-run."""
-    path = settings.data_dir / name
+    """Write data to <run dir>/<name>, or only log it with --dry-run."""
+    path = settings.run_dir / name
     data = {**data, "written_at": datetime.now(timezone.utc).isoformat()}
     if settings.dry_run:
         log.info("dry run: would write %s: %s", path, data)
@@ -56,7 +60,7 @@ def save_json(settings, name, data):
 
 def load_json(path):
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: did the previous step run with the same DATA_DIR?")
+        raise FileNotFoundError(f"{path} not found: did the previous step run with the same RUN_DIR?")
     return json.loads(path.read_text())
 
 
@@ -67,8 +71,15 @@ def parse_args(argv=None):
         "--data-dir",
         type=Path,
         default=Path(os.environ.get("DATA_DIR", "data")),
-        help="folder the steps read and write (env DATA_DIR, default: %(default)s)",
+        help="folder of shared inputs (env DATA_DIR, default: %(default)s)",
     )
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=os.environ.get("RUN_DIR"),
+        help="this run's own folder, where steps write (env RUN_DIR, default: <data dir>/runs/<run id>)",
+    )
+    parser.add_argument("--run-id", default=os.environ.get("RUN_ID", "local"), help="env RUN_ID, default: %(default)s")
     parser.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
     parser.add_argument(
         "--log-level",
@@ -76,7 +87,10 @@ def parse_args(argv=None):
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="env LOG_LEVEL, default: %(default)s",
     )
-    return parser.parse_args(argv)
+    settings = parser.parse_args(argv)
+    settings.run_dir = settings.run_dir or settings.data_dir / "runs" / settings.run_id
+    settings.image_tag = os.environ.get("IMAGE_TAG", "dev")  # set by the DAG: the image's version
+    return settings
 
 
 def main(argv=None):
@@ -88,7 +102,7 @@ def main(argv=None):
         force=True,  # replace any earlier logging setup
     )
     mode = " (dry run)" if settings.dry_run else ""
-    log.info("step %s starts%s, data dir %s", settings.step, mode, settings.data_dir)
+    log.info("step %s of run %s starts%s, run dir %s", settings.step, settings.run_id, mode, settings.run_dir)
     try:
         STEPS[settings.step](settings)
     except Exception:

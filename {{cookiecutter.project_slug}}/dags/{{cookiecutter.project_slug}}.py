@@ -1,6 +1,7 @@
-{%- set steps = cookiecutter.steps.split(',') | map('trim') | list -%}
+{%- set steps = cookiecutter.steps | items -%}
 {%- set schedule = cookiecutter.schedule.strip() -%}
-"""{{ cookiecutter.project_name }}: {{ cookiecutter.description }}
+{%- set resources = (cookiecutter | step_resources).table -%}
+"""{{ cookiecutter.project_name | docstring }}: {{ cookiecutter.description | docstring }}
 
 Each step runs `python main.py <step>` in its own Kubernetes pod, from the image
 CI pushed to Nexus. Trigger it in the Airflow UI ("Trigger DAG": a form with the
@@ -8,6 +9,7 @@ image tag, command, env and resources) or with `make trigger` in the job repo.
 CI copies this file to the airflow-dags repository on every release tag.
 """
 
+import re
 from datetime import datetime, timedelta, timezone
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -30,37 +32,30 @@ STEPS = {
 {%- endfor %}
 }
 
-# Environment variables every step sees. The Trigger form can add more.
-ENV = {
-    "JOB_NAME": DAG_ID,
-    "DATA_DIR": "{{ cookiecutter.nfs_mount_path ~ '/' ~ cookiecutter.project_slug if cookiecutter.use_nfs else '/data' }}",
+# What each step's pod gets: CPU and memory as [reserved, maximum], and GPUs.
+# Edit a line to give one step more. The Trigger form's cpu/memory fields
+# replace these for every step of one run.
+RESOURCES = {
+{%- for step, profile in resources.items() %}
+    "{{ step }}": {"cpu": {{ profile.cpu | list | tojson }}, "memory": {{ profile.memory | list | tojson }}, "gpus": {{ profile.gpus }}},
+{%- endfor %}
 }
 
-# What each pod reserves (requests) and may use at most (limits).
-# The Trigger form's cpu/memory fields set both for one run.
-CPU = {"request": "{{ cookiecutter.cpu_request }}", "limit": "{{ cookiecutter.cpu_limit }}"}
-MEMORY = {"request": "{{ cookiecutter.memory_request }}", "limit": "{{ cookiecutter.memory_limit }}"}
-{%- if cookiecutter.use_gpu %}
-GPU_COUNT = {{ cookiecutter.gpu_count }}
-# Run only on the GPU nodes of this instance type.
-GPU_AFFINITY = k8s.V1Affinity(
-    node_affinity=k8s.V1NodeAffinity(
-        required_during_scheduling_ignored_during_execution=k8s.V1NodeSelector(
-            node_selector_terms=[
-                k8s.V1NodeSelectorTerm(
-                    match_expressions=[
-                        k8s.V1NodeSelectorRequirement(
-                            key="node.kubernetes.io/instance-type",
-                            operator="In",
-                            values=["{{ cookiecutter.gpu_instance_type }}"],
-                        ),
-                    ],
-                ),
-            ],
-        ),
-    ),
-)
-{%- endif %}
+# Environment variables every step sees. Each run adds RUN_ID, RUN_DIR (a folder
+# of its own under DATA_DIR), IMAGE_TAG and TRY_NUMBER; the Trigger form can add more.
+DATA_DIR = {{ (cookiecutter | static_env).DATA_DIR | py_str }}
+ENV = {
+{%- for name, value in (cookiecutter | static_env).items() %}
+    "{{ name }}": {{ "DATA_DIR" if name == "DATA_DIR" else value | py_str }},
+{%- endfor %}
+}
+
+# Kubernetes Secrets whose keys every step gets as environment variables
+# (kubectl create secret generic ..., see README). Never put a secret in ENV or the form.
+SECRETS = {{ cookiecutter.secrets | items | tojson }}
+
+# GPU steps run on the GPU nodes, which only GPU pods may use (taint nvidia.com/gpu).
+GPU_NODE_TYPE = "{{ cookiecutter.gpu_instance_type }}"
 {%- if cookiecutter.use_nfs %}
 
 # The NFS share, mounted in every pod at {{ cookiecutter.nfs_mount_path }}.
@@ -80,6 +75,50 @@ def command_field(step):
 def from_form(field, default):
     """A template Airflow fills in when the task runs: the form's value, or the default if left empty."""
     return "{% raw %}{{ params.%s or %r }}{% endraw %}" % (field, default)
+
+
+def container_resources(step):
+    """Requests and limits of a step's container; the form's cpu/memory, when given, set both."""
+    (cpu, cpu_limit), (memory, memory_limit) = RESOURCES[step]["cpu"], RESOURCES[step]["memory"]
+    gpus = {"nvidia.com/gpu": str(RESOURCES[step]["gpus"])} if RESOURCES[step]["gpus"] else {}
+    return k8s.V1ResourceRequirements(
+        requests={"cpu": from_form("cpu", cpu), "memory": from_form("memory", memory)},
+        limits={"cpu": from_form("cpu", cpu_limit), "memory": from_form("memory", memory_limit), **gpus},
+    )
+
+
+def gpu_placement(step):
+    """For a GPU step: run on a GPU node, and give PyTorch's DataLoader workers a big /dev/shm
+    (the 64 MB default makes them crash). Other steps get none of this."""
+    if not RESOURCES[step]["gpus"]:
+        return {}
+    node_type = k8s.V1NodeSelectorRequirement(
+        key="node.kubernetes.io/instance-type", operator="In", values=[GPU_NODE_TYPE]
+    )
+    shared_memory = k8s.V1EmptyDirVolumeSource(medium="Memory", size_limit=RESOURCES[step]["memory"][1])
+    return {
+        "affinity": k8s.V1Affinity(
+            node_affinity=k8s.V1NodeAffinity(
+                required_during_scheduling_ignored_during_execution=k8s.V1NodeSelector(
+                    node_selector_terms=[k8s.V1NodeSelectorTerm(match_expressions=[node_type])]
+                )
+            )
+        ),
+        "tolerations": [k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")],
+        "volumes": [k8s.V1Volume(name="dshm", empty_dir=shared_memory)],
+        "volume_mounts": [k8s.V1VolumeMount(name="dshm", mount_path="/dev/shm")],
+    }
+
+
+def run_env(context):
+    """What a run adds to the env: its id, its own folder, the image tag and the try number."""
+    run_id = context["run_id"]
+    return {
+        "RUN_ID": run_id,
+        "RUN_DIR": f"{DATA_DIR}/runs/{re.sub(r'[^A-Za-z0-9._-]+', '_', run_id)}",  # a safe folder name
+        "IMAGE_TAG": str(context["params"]["image_tag"]),
+        "TRY_NUMBER": str(context["ti"].try_number),
+    }
 
 
 # The fields of the Trigger form. Every optional field may be left empty.
@@ -106,38 +145,43 @@ PARAMS = {
         additionalProperties={"type": "string"},
         propertyNames={"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
         title="Extra environment variables",
-        description='A JSON object of strings, added to every step, e.g. {"EPOCHS": "3"}. Empty: none.',
+        description='A JSON object of strings, added to every step, e.g. {"EPOCHS": "3"}. '
+        "Stored and shown in Airflow: no passwords here (see SECRETS).",
     ),
     "cpu": Param(
         None,
         type=["null", "string"],
         pattern=r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)m?$",
         title="CPU",
-        description=f"CPUs for each pod of this run, e.g. 4 or 500m. Empty: {CPU['request']}, up to {CPU['limit']}.",
+        description="CPUs for every step of this run, reserved and maximum, e.g. 4 or 500m. Empty: each step's own ("
+        + ", ".join(f"{step} {r['cpu'][0]}-{r['cpu'][1]}" for step, r in RESOURCES.items())
+        + ").",
     ),
     "memory": Param(
         None,
         type=["null", "string"],
         pattern=r"^[0-9]+(\.[0-9]+)?(k|M|G|T|Ki|Mi|Gi|Ti)?$",
         title="Memory",
-        description=f"Memory for each pod of this run, e.g. 16Gi. Empty: {MEMORY['request']}, up to {MEMORY['limit']}.",
+        description="Memory for every step of this run, reserved and maximum, e.g. 16Gi. Empty: each step's own ("
+        + ", ".join(f"{step} {r['memory'][0]}-{r['memory'][1]}" for step, r in RESOURCES.items())
+        + ").",
     ),
 }
 
 
 class JobPodOperator(KubernetesPodOperator):
-    """A KubernetesPodOperator that also passes the form's extra env to the pod."""
+    """A KubernetesPodOperator that adds the run's env and the form's extra env to the pod."""
 
     def render_template_fields(self, context, jinja_env=None):
         super().render_template_fields(context, jinja_env)
         # By now Airflow 3's provider has turned ENV into a list of V1EnvVar; Airflow 2's keeps the dict.
         env = self.env_vars if isinstance(self.env_vars, dict) else {var.name: var.value for var in self.env_vars}
-        self.env_vars = {**env, **(context["params"].get("env") or {})}
+        self.env_vars = {**env, **run_env(context), **(context["params"].get("env") or {})}
 
 
 with DAG(
     dag_id=DAG_ID,
-    description={{ cookiecutter.description | tojson }},
+    description={{ cookiecutter.description | py_str }},
     doc_md=__doc__,
     schedule={{ 'None' if schedule.lower() == 'none' else '"' ~ schedule ~ '"' }},
     start_date=datetime(2025, 1, 1, tzinfo=timezone.utc),
@@ -146,7 +190,7 @@ with DAG(
     params=PARAMS,
     tags=["confiance-job", DAG_ID],
     default_args={
-        "owner": {{ cookiecutter.author_name | tojson }},
+        "owner": {{ cookiecutter.author_name | py_str }},
         "retries": 1,
         "retry_delay": timedelta(minutes=2),
         "execution_timeout": timedelta(hours=24),
@@ -154,6 +198,7 @@ with DAG(
 ) as dag:
     previous = None
     for step, default_command in STEPS.items():
+        gpu = gpu_placement(step)
         task = JobPodOperator(
             task_id=step,
             name=f"{DAG_ID}-{step}".replace("_", "-"),  # pod name (a random suffix is added)
@@ -164,22 +209,16 @@ with DAG(
             cmds=["bash", "-c"],
             arguments=[from_form(command_field(step), default_command)],
             env_vars=ENV,
-            container_resources=k8s.V1ResourceRequirements(
-                requests={"cpu": from_form("cpu", CPU["request"]), "memory": from_form("memory", MEMORY["request"])},
-                limits={
-                    "cpu": from_form("cpu", CPU["limit"]),
-                    "memory": from_form("memory", MEMORY["limit"]),
-{%- if cookiecutter.use_gpu %}
-                    "nvidia.com/gpu": str(GPU_COUNT),
-{%- endif %}
-                },
-            ),
-{%- if cookiecutter.use_gpu %}
-            affinity=GPU_AFFINITY,
-{%- endif %}
+            env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=name)) for name in SECRETS],
+            container_resources=container_resources(step),
+            affinity=gpu.get("affinity"),
+            tolerations=gpu.get("tolerations"),
 {%- if cookiecutter.use_nfs %}
-            volumes=[NFS_VOLUME],
-            volume_mounts=[NFS_MOUNT],
+            volumes=[NFS_VOLUME, *gpu.get("volumes", [])],
+            volume_mounts=[NFS_MOUNT, *gpu.get("volume_mounts", [])],
+{%- else %}
+            volumes=gpu.get("volumes"),
+            volume_mounts=gpu.get("volume_mounts"),
 {%- endif %}
             in_cluster=True,
             get_logs=True,

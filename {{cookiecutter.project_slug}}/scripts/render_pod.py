@@ -81,7 +81,7 @@ def validate_conf(dag, conf):
         raise ConfError(str(error)) from None
 
 
-def render_pod(task, params, conf):
+def render_pod(task, params, conf, run_id="manual__render"):
     """Build the pod manifest (a dict) the operator would submit for this run."""
     from kubernetes.client import ApiClient
 
@@ -96,8 +96,8 @@ def render_pod(task, params, conf):
         "task": task,
         "ti": ti,
         "task_instance": ti,
-        "run_id": "manual__render",
-        "dag_run": SimpleNamespace(conf=conf, run_id="manual__render"),
+        "run_id": run_id,
+        "dag_run": SimpleNamespace(conf=conf, run_id=run_id),
         "conf": conf,
     }
     task.render_template_fields(context)

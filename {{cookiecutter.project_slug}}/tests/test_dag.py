@@ -4,6 +4,7 @@ The pods are built by the KubernetesPodOperator itself (scripts/render_pod.py)
 and checked against the Kubernetes API schema, offline.
 """
 
+import importlib.util
 import warnings
 from itertools import pairwise
 
@@ -19,6 +20,14 @@ KUBERNETES_VERSION = "1.33.0"  # the cluster's version
 render_pod.prepare_environment()
 
 
+def dag_module():
+    """The DAG file as a module, to read its tables (RESOURCES, SECRETS)."""
+    spec = importlib.util.spec_from_file_location("dag_under_test", render_pod.DAG_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def dag():
     with warnings.catch_warnings(record=True) as caught:
@@ -30,9 +39,13 @@ def dag():
     return dagbag.dags["{{ cookiecutter.project_slug }}"]
 
 
-def render(dag, conf):
+def render(dag, conf, run_id="manual__test"):
     params = render_pod.validate_conf(dag, conf)
-    return {task.task_id: render_pod.render_pod(task, params, conf) for task in dag.tasks}
+    return {task.task_id: render_pod.render_pod(task, params, conf, run_id) for task in dag.tasks}
+
+
+def env_of(pod):
+    return {var["name"]: var["value"] for var in pod["spec"]["containers"][0]["env"]}
 
 
 def test_the_steps_run_one_after_the_other(dag):
@@ -66,6 +79,40 @@ def test_the_form_sets_command_env_and_resources(dag):
     assert container["args"] == [conf[command_field]]
     assert {"name": "EPOCHS", "value": "3"} in container["env"]
     assert container["resources"]["requests"]["cpu"] == container["resources"]["limits"]["cpu"] == "4"
+
+
+def test_each_step_gets_the_resources_of_its_line_in_the_table(dag):
+    table = dag_module().RESOURCES
+    for step, pod in render(dag, {}).items():
+        spec = pod["spec"]
+        resources = spec["containers"][0]["resources"]
+        assert [resources["requests"]["cpu"], resources["limits"]["cpu"]] == table[step]["cpu"]
+        assert [resources["requests"]["memory"], resources["limits"]["memory"]] == table[step]["memory"]
+        gpus = table[step]["gpus"]
+        assert resources["limits"].get("nvidia.com/gpu") == (str(gpus) if gpus else None)
+        assert (bool(spec.get("affinity")), bool(spec.get("tolerations"))) == (bool(gpus), bool(gpus))
+        shm = [mount for mount in spec["containers"][0].get("volumeMounts", []) if mount["mountPath"] == "/dev/shm"]
+        assert len(shm) == (1 if gpus else 0)
+
+
+def test_every_step_gets_the_secrets_as_env_never_their_values(dag):
+    secrets = dag_module().SECRETS
+    for pod in render(dag, {}).values():
+        env_from = pod["spec"]["containers"][0].get("envFrom", [])
+        assert env_from == [{"secretRef": {"name": name}} for name in secrets]
+
+
+def test_each_run_writes_to_a_folder_of_its_own(dag):
+    first, second = render(dag, {}, "manual__2026-01-01T00:00:00+00:00"), render(dag, {}, "manual__second")
+    for step in first:
+        first_env, second_env = env_of(first[step]), env_of(second[step])
+        assert first_env["RUN_DIR"] == first_env["DATA_DIR"] + "/runs/manual__2026-01-01T00_00_00_00_00"
+        assert first_env["RUN_DIR"] != second_env["RUN_DIR"]
+        assert (first_env["RUN_ID"], first_env["IMAGE_TAG"], first_env["TRY_NUMBER"]) == (
+            "manual__2026-01-01T00:00:00+00:00",
+            dag.params["image_tag"],
+            "1",
+        )
 
 
 @pytest.mark.parametrize(

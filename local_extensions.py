@@ -1,0 +1,154 @@
+"""Jinja filters of the template (cookiecutter loads them through `_extensions`).
+
+Answers are parsed and escaped here, once, so that every generated file reads
+them the same way and any text a person typed yields files that still compile.
+"""
+
+import json
+import re
+from pathlib import Path
+
+from jinja2.ext import Extension
+
+# A Kubernetes quantity: "1", "500m", "1.5Gi", ".5" (what `kubectl` accepts for cpu and memory).
+QUANTITY = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+QUANTITY_FACTOR = {
+    "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+RESOURCE_KEYS = ("cpu", "memory", "gpus")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+FILTERS = {}
+
+
+def _filter(function):
+    """Make `function` a Jinja filter of the template, under its own name."""
+    FILTERS[function.__name__] = function
+    return function
+
+
+def split_list(text):
+    """'a, b ,c' -> ['a', 'b', 'c']; '' -> []."""
+    return [item.strip() for item in str(text).split(",")] if str(text).strip() else []
+
+
+@_filter
+def items(text):
+    """A comma-separated answer as a list (steps, secrets, GPU steps)."""
+    return split_list(text)
+
+
+@_filter
+def py_str(text):
+    """A Python string literal of `text`, quoted as ruff format would quote it."""
+    body = json.dumps(str(text), ensure_ascii=False)[1:-1]  # escapes \, " and control characters
+    if str(text).count('"') > str(text).count("'"):
+        return "'" + body.replace('\\"', '"').replace("'", "\\'") + "'"
+    return '"' + body + '"'
+
+
+@_filter
+def docstring(text):
+    """Text that can stand inside a triple-quoted docstring, unchanged once Python reads it
+    (but for spaces at the end of a line, which linters refuse)."""
+    text = "\n".join(line.rstrip() for line in str(text).splitlines()).replace("\\", "\\\\")
+    return re.sub(r'"(?="|$)', r'\\"', text)  # no two quotes in a row, none at the end
+
+
+@_filter
+def one_line(text):
+    """Text for a Markdown heading or a comment: newlines become spaces."""
+    return " ".join(str(text).split())
+
+
+def quantity_value(text):
+    number, unit = QUANTITY.match(text).group(1, 3)
+    return float(number) * QUANTITY_FACTOR[unit or ""]
+
+
+def parse_range(text):
+    """'2Gi/4Gi' -> ('2Gi', '4Gi'); '4' -> ('4', '4') (request = limit)."""
+    request, _, limit = text.partition("/")
+    return request.strip(), (limit or request).strip()
+
+
+def range_errors(name, request, limit):
+    errors = [f"{name}={value} is not a Kubernetes quantity" for value in (request, limit) if not QUANTITY.match(value)]
+    if not errors and quantity_value(request) > quantity_value(limit):
+        errors.append(f"{name} request {request} is above its limit {limit}")
+    return errors
+
+
+def parse_overrides(text, steps):
+    """'train: memory=8Gi/16Gi gpus=2; predict: cpu=4' -> ({step: {key: value}}, [errors])."""
+    overrides, errors = {}, []
+    for part in filter(str.strip, str(text).split(";")):
+        step, colon, settings = part.partition(":")
+        step = step.strip()
+        if not colon or step not in steps:
+            errors.append(f"{part.strip()!r}: start with one of the steps ({', '.join(steps)}) and a colon")
+            continue
+        for setting in settings.split():
+            key, equals, value = setting.partition("=")
+            if not equals or key not in RESOURCE_KEYS:
+                errors.append(f"{step}: {setting!r} is not cpu=..., memory=... or gpus=...")
+            elif key == "gpus":
+                if value.isdigit():
+                    overrides.setdefault(step, {})["gpus"] = int(value)
+                else:
+                    errors.append(f"{step}: gpus={value} is not a whole number")
+            else:
+                overrides.setdefault(step, {})[key] = parse_range(value)
+    return overrides, errors
+
+
+@_filter
+def step_resources(answers):
+    """Each step's cpu and memory (request, limit) and GPU count, and what is wrong with step_resources.
+
+    Every step starts from the cpu/memory answers; GPU steps get gpu_count GPUs;
+    step_resources then changes single steps."""
+    steps = split_list(answers["steps"])
+    gpu_steps = split_list(answers["gpu_steps"]) if answers["use_gpu"] is True else []
+    defaults = {
+        "cpu": (str(answers["cpu_request"]), str(answers["cpu_limit"])),
+        "memory": (str(answers["memory_request"]), str(answers["memory_limit"])),
+    }
+    gpu_count = int(answers["gpu_count"]) if str(answers["gpu_count"]).isdigit() else 1
+    overrides, errors = parse_overrides(answers["step_resources"], steps)
+    table = {}
+    for step in steps:
+        table[step] = {**defaults, "gpus": gpu_count if step in gpu_steps else 0, **overrides.get(step, {})}
+        for kind in ("cpu", "memory"):
+            if table[step][kind] != defaults[kind]:
+                errors += [f"{step}: {error}" for error in range_errors(kind, *table[step][kind])]
+    return {"table": table, "errors": errors}
+
+
+def env_vars(text):
+    """'A=1, B=x=y' -> ({'A': '1', 'B': 'x=y'}, [errors])."""
+    env, errors = {}, []
+    for item in split_list(text):
+        name, equals, value = item.partition("=")
+        if not equals or not ENV_NAME.match(name.strip()):
+            errors.append(f"{item!r} is not NAME=value (NAME: letters, digits, '_', not starting with a digit)")
+        else:
+            env[name.strip()] = value.strip()
+    return env, errors
+
+
+@_filter
+def static_env(answers):
+    """The environment every step gets: the job's name, its data folder, then the env_vars answer."""
+    data_dir = f"{answers['nfs_mount_path']}/{answers['project_slug']}" if answers["use_nfs"] is True else "/data"
+    return {"JOB_NAME": answers["project_slug"], "DATA_DIR": data_dir, **env_vars(answers["env_vars"])[0]}
+
+
+class Filters(Extension):
+    """The filters above, for the templates: {{ cookiecutter.steps | items }}; and `template_dir`."""
+
+    def __init__(self, environment):
+        super().__init__(environment)
+        environment.filters.update(FILTERS)
+        # Where this file is, for the hooks, which run elsewhere and import these rules.
+        environment.globals["template_dir"] = str(Path(__file__).resolve().parent)
