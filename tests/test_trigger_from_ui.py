@@ -183,7 +183,7 @@ def test_the_pods_of_a_run_really_run_the_released_image(story, pod_runner):
     assert [result.exit_code for result in results] == [0, 0], [result.logs for result in results]
     assert "step prepare done" in results[0].logs
     assert "step train done" in results[1].logs
-    train_output = json.loads((nfs / DAG_ID / "train.json").read_text())
+    train_output = json.loads((nfs / DAG_ID / "runs" / "manual__render" / "train.json").read_text())
     assert train_output["after"] == "prepare"  # the second step read what the first wrote
 
 
