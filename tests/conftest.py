@@ -126,16 +126,16 @@ def baked(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def engines(tmp_path_factory):
-    """A Docker engine with the base image, a registry standing in for Nexus, gitlab-ci-local.
+    """A Docker engine with the base images, a registry standing in for Nexus, gitlab-ci-local.
 
     Yields the registry and the python of the platform's Airflow, which checks DAGs before a sync."""
-    from engines import BASE_IMAGE, Registry, docker, ensure_base_image, start_dockerd
+    from engines import BASE_IMAGES, Registry, docker, ensure_base_images, start_dockerd
     from gitlab import GITLAB_CI_LOCAL
 
     need(GITLAB_CI_LOCAL, "gitlab-ci-local is not installed (npm install gitlab-ci-local@4.73.0)")
     need(shutil.which("docker-registry") and shutil.which("htpasswd"), "docker-registry and htpasswd are missing")
     need(start_dockerd(), "no Docker engine answers and dockerd cannot be started here")
-    need(ensure_base_image(), f"no {BASE_IMAGE} image and no debootstrap to make one")
+    need(ensure_base_images(), f"no {' and '.join(BASE_IMAGES)} images and no debootstrap (as root) to make them")
     registry = Registry(tmp_path_factory.mktemp("registry")).start()
     airflow_python = ensure_venv("airflow2", AIRFLOW_LINES["airflow2"] + AIRFLOW_TOOLS)
     yield registry, airflow_python

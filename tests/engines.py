@@ -1,10 +1,11 @@
 """Local stand-ins for what lives on the company network: a Docker engine, a
-Nexus-like registry with authentication, and the base image Docker Hub would give.
+Nexus-like registry with authentication, and the base images Docker Hub would give.
 
 Each helper reuses what is already running or built, so a run pays for them once.
 """
 
 import base64
+import fcntl
 import json
 import os
 import shutil
@@ -18,8 +19,55 @@ from conftest import CACHE, run, wait_until
 
 # Debian's client speaks BuildKit to Debian's engine; a newer client on PATH may insist on buildx.
 DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.which("docker")
-BASE_IMAGE = "python:3.11-slim"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
+
+# Stand-ins for images Docker Hub would give, made from a Debian bookworm root filesystem.
+BASE_IMAGE = "python:3.11-slim"
+CUDA_BASE_IMAGE = "nvidia/cuda:12.6.3-runtime-ubuntu24.04"
+BASE_IMAGES = (BASE_IMAGE, CUDA_BASE_IMAGE)
+# Holds the CONFIANCE_FRESH_BASE_IMAGES value of the run that last built them.
+BASE_IMAGES_BUILT = CACHE / "base-images.built"
+
+# Files both real images have: later `apt-get install`s stay slim, `apt-get update` skips translations.
+SLIM_CONFIG_FILES = {
+    "etc/dpkg/dpkg.cfg.d/excludes": """path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*/LC_MESSAGES/*.mo
+""",
+    "etc/apt/apt.conf.d/docker-no-languages": 'Acquire::Languages "none";\n',
+}
+PYTHON_IMAGE_CONFIG = ["ENV LANG=C.UTF-8", 'CMD ["python3"]']
+CUDA_ENTRYPOINT = "/opt/nvidia/nvidia_entrypoint.sh"
+# The real image's settings, but no LANG: NVIDIA's images do not set one.
+CUDA_IMAGE_CONFIG = [
+    "ENV PATH=/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "ENV NVARCH=x86_64",
+    "ENV CUDA_VERSION=12.6.3",
+    "ENV LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64",
+    "ENV NVIDIA_VISIBLE_DEVICES=all",
+    "ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+    "ENV NVIDIA_PRODUCT_NAME=CUDA",
+    f'ENTRYPOINT ["{CUDA_ENTRYPOINT}"]',
+    'CMD ["/bin/bash"]',
+]
+# Like NVIDIA's entrypoint: a banner on stdout before every command, so output parsers meet it too.
+CUDA_ENTRYPOINT_SCRIPT = """#!/bin/bash
+cat <<BANNER
+
+==========
+== CUDA ==
+==========
+
+CUDA Version $CUDA_VERSION
+
+WARNING: The NVIDIA Driver was not detected.  GPU functionality will not be available.
+
+BANNER
+if [ $# -eq 0 ]; then exec /bin/bash; fi
+exec "$@"
+"""
 
 
 def docker(*args, check=True, timeout=600, env=None):
@@ -45,33 +93,124 @@ def start_dockerd():
         return False
 
 
-def ensure_base_image():
-    """Import a Debian bookworm root filesystem as python:3.11-slim, once; False if that cannot be done here."""
-    if docker("image", "inspect", BASE_IMAGE, check=False).returncode == 0:
+def ensure_base_images():
+    """The stand-ins for BASE_IMAGES in the engine, built at most once per run; False if that cannot be done here.
+
+    Without CONFIANCE_FRESH_BASE_IMAGES they are built only when missing. With it (.ci/run sets it to an id of
+    the run), the first call of the run removes and rebuilds them, so a leftover image never hides a broken
+    recipe; later calls (pytest-xdist workers, the bench, then the tests) reuse what that call built.
+    """
+    CACHE.mkdir(exist_ok=True)
+    with open(CACHE / "base-images.lock", "w") as lock:  # pytest-xdist workers may race here
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run_id = os.environ.get("CONFIANCE_FRESH_BASE_IMAGES")
+        if run_id and not built_in_this_run(run_id):
+            docker("image", "rm", "--force", *BASE_IMAGES, check=False)
+        if all(map(image_exists, BASE_IMAGES)):
+            return True
+        if not shutil.which("debootstrap") or os.geteuid() != 0:
+            return False
+        build_base_images()
+        BASE_IMAGES_BUILT.write_text(run_id or "")
         return True
-    if not shutil.which("debootstrap"):
-        return False
+
+
+def ensure_base_image():
+    """Older name of ensure_base_images (one debootstrap makes both images)."""
+    return ensure_base_images()
+
+
+def built_in_this_run(run_id):
+    return BASE_IMAGES_BUILT.exists() and BASE_IMAGES_BUILT.read_text() == run_id
+
+
+def image_exists(tag):
+    return docker("image", "inspect", tag, check=False).returncode == 0
+
+
+def build_base_images():
+    """One debootstrap for both: the CUDA-like image from the bare system, then python:3.11-slim from it plus Python."""
     rootfs = CACHE / "base-rootfs"
+    debootstrap(rootfs)
+    make_cuda_like(rootfs)
+    import_rootfs(rootfs, CUDA_BASE_IMAGE, CUDA_IMAGE_CONFIG)
+    make_python_slim_like(rootfs)
+    import_rootfs(rootfs, BASE_IMAGE, PYTHON_IMAGE_CONFIG)
+    shutil.rmtree(rootfs)
+
+
+def debootstrap(rootfs):
+    """A bare Debian bookworm (minbase, plus the CA bundle every real base image has), stripped like a slim image."""
     shutil.rmtree(rootfs, ignore_errors=True)
-    packages = "python3,python3-pip,python3-venv,ca-certificates"
-    run(["debootstrap", "--variant=minbase", f"--include={packages}", "bookworm", rootfs, DEBIAN_MIRROR], timeout=900)
-    # Behave like the official image: `python` and `pip` commands, pip allowed to install system-wide.
-    (rootfs / "usr/bin/python").symlink_to("python3")
-    (rootfs / "usr/bin/pip").symlink_to("pip3")
+    command = ["debootstrap", "--variant=minbase", "--include=ca-certificates", "bookworm", rootfs, DEBIAN_MIRROR]
+    run(command, timeout=900)
+    for path, text in SLIM_CONFIG_FILES.items():
+        (rootfs / path).write_text(text)
+    strip(rootfs)
+
+
+def make_cuda_like(rootfs):
+    """What a Dockerfile meets on NVIDIA's Ubuntu 24.04 images: no Python, a user `ubuntu` (uid 1000), a banner."""
+    user = ["--uid", "1000", "--user-group", "--create-home", "--key", "HOME_MODE=0750", "--shell", "/bin/bash"]
+    in_chroot(rootfs, "useradd", *user, "ubuntu")
+    entrypoint = rootfs / CUDA_ENTRYPOINT.lstrip("/")
+    entrypoint.parent.mkdir(parents=True)
+    entrypoint.write_text(CUDA_ENTRYPOINT_SCRIPT)
+    entrypoint.chmod(0o755)
+
+
+def make_python_slim_like(rootfs):
+    """Undo the CUDA-only parts, then add what the official python image has: python, pip, venv, no uid 1000."""
+    in_chroot(rootfs, "userdel", "--remove", "ubuntu")
+    shutil.rmtree(rootfs / "opt/nvidia")
+    shutil.copy("/etc/resolv.conf", rootfs / "etc/resolv.conf")  # apt inside the chroot resolves the mirror
+    apt_get = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-qq", "-o", "Dpkg::Use-Pty=0"]
+    in_chroot(rootfs, *apt_get, "update")
+    in_chroot(rootfs, *apt_get, "install", "-y", "--no-install-recommends", "python3", "python3-pip", "python3-venv")
+    # The official image has `python` and `pip` commands (bookworm's python3-pip ships pip already).
+    for command, target in [("python", "python3"), ("pip", "pip3")]:
+        link = rootfs / "usr/bin" / command
+        if not link.exists():
+            link.symlink_to(target)
+    # ... and lets pip install system-wide.
     for marker in rootfs.glob("usr/lib/python3*/EXTERNALLY-MANAGED"):
         marker.unlink()
-    for folder in ["usr/share/doc", "usr/share/man", "var/lib/apt/lists", "var/cache/apt"]:
-        shutil.rmtree(rootfs / folder, ignore_errors=True)
+    strip(rootfs)
+
+
+def in_chroot(rootfs, *command):
+    return run(["chroot", rootfs, *command], timeout=900)
+
+
+def strip(rootfs):
+    """Drop what slim images drop (docs, downloaded packages, apt lists: a Dockerfile must `apt-get update`),
+    and what describes this machine rather than the image (Docker provides both files in a container)."""
+    patterns = ["usr/share/doc/*", "usr/share/man/*", "usr/share/info/*", "usr/share/locale/*/LC_MESSAGES"]
+    patterns += ["var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*"]
+    patterns += ["etc/hostname", "etc/resolv.conf"]
+    for pattern in patterns:
+        for path in rootfs.glob(pattern):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def import_rootfs(rootfs, tag, config):
+    """`docker import` the folder as one layer, with Dockerfile-like config lines (ENV, CMD, ENTRYPOINT)."""
+    changes = [argument for line in config for argument in ("--change", line)]
     tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-    subprocess.run(
-        [DOCKER, "import", "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["python3"]', "-", BASE_IMAGE],
+    importer = subprocess.Popen(
+        [DOCKER, "import", *changes, "-", tag],
         stdin=tar.stdout,
-        check=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    tar.wait()
-    shutil.rmtree(rootfs)
-    return True
+    tar.stdout.close()  # so that tar stops, rather than hangs, if the import fails
+    output, errors = importer.communicate(timeout=600)
+    if tar.wait() != 0 or importer.returncode != 0:
+        raise AssertionError(f"importing {rootfs} as {tag} failed (tar {tar.returncode}):\n{output}\n{errors}")
 
 
 def free_port():

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, bake, need, run
+from engines import CUDA_BASE_IMAGE as CUDA_BASE  # the base image the prompt suggests for GPU code
 
 RENDER_RUNS = Path(__file__).parent / "helpers" / "render_runs.py"
-CUDA_BASE = "nvidia/cuda:12.6.3-runtime-ubuntu24.04"  # the base image the prompt suggests for GPU code
 DATASET = "/nfsdata/EC1/UC_Thales_Aerial_Photograph_Interpretation/Dataset/XVIEW_Confiance"
 
 GUIDE_JOBS = {
@@ -197,8 +197,9 @@ def test_both_images_build_and_the_cuda_one_brings_its_own_python(engines, relea
 
     for name, (repo, pipeline, _) in released.items():
         image = f"{engines[0].host}/confiance/{repo.name}:0.1.0"
-        assert docker("run", "--rm", image, "python", "--version").stdout.startswith("Python 3.")
-        assert docker("run", "--rm", image, "id", "-u").stdout.strip() == "1000"
+        # The CUDA image's entrypoint prints a banner first, as the real one does: read the last line.
+        assert docker("run", "--rm", image, "python", "--version").stdout.splitlines()[-1].startswith("Python 3.")
+        assert docker("run", "--rm", image, "id", "-u").stdout.splitlines()[-1] == "1000"
         print(f"{name}: image built and pushed in {pipeline.job_seconds.get('nexus-image')} s")
     thales_log = released["thales"][1].logs["nexus-image"]
     assert CUDA_BASE in thales_log and "python3-pip" in thales_log  # Python came from the distribution
