@@ -134,7 +134,7 @@ def test_a_code_only_change_rebuilds_from_the_previous_image(engines, gitlab, tm
     first = release(repo, gitlab, registry, airflow_python, tag="v0.1.0")
     assert first.returncode == 0, first.output
     main_py = repo / "main.py"
-    main_py.write_text(main_py.read_text().replace("hello from run", "hello again from run"))
+    main_py.write_text(main_py.read_text() + "\n# A code-only change.\n")
     git("commit", "-q", "-am", "Change the code only", cwd=repo)
     # A fresh CI runner: only the registry remembers the last build.
     image = f"{registry.host}/confiance/cached-build"
