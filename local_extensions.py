@@ -6,16 +6,23 @@ them the same way and any text a person typed yields files that still compile.
 
 import json
 import re
+import sys
 from pathlib import Path
 
 from jinja2.ext import Extension
 
-# A Kubernetes quantity: "1", "500m", "1.5Gi", ".5" (what `kubectl` accepts for cpu and memory).
-QUANTITY = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-QUANTITY_FACTOR = {
-    "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-}  # fmt: skip
+# The platform's rules live in its package (package/), which this template ships: one definition for all.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "package" / "src"))
+from confiance_job import __version__ as TOOL_VERSION  # noqa: E402
+from confiance_job.rules import (  # noqa: E402
+    AIRFLOW_PROVIDERS,
+    KUBERNETES_VERSION,
+    PLATFORM_AIRFLOW,
+    QUANTITY,
+    QUANTITY_PATTERN,
+    quantity_value,
+)
+
 RESOURCE_KEYS = ("cpu", "memory", "gpus")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FILTERS = {}
@@ -59,11 +66,6 @@ def docstring(text):
 def one_line(text):
     """Text for a Markdown heading or a comment: newlines become spaces."""
     return " ".join(str(text).split())
-
-
-def quantity_value(text):
-    number, unit = QUANTITY.match(text).group(1, 3)
-    return float(number) * QUANTITY_FACTOR[unit or ""]
 
 
 def parse_range(text):
@@ -145,10 +147,16 @@ def static_env(answers):
 
 
 class Filters(Extension):
-    """The filters above, for the templates: {{ cookiecutter.steps | items }}; and `template_dir`."""
+    """The filters above, for the templates ({{ cookiecutter.steps | items }}), and the platform's rules."""
 
     def __init__(self, environment):
         super().__init__(environment)
         environment.filters.update(FILTERS)
-        # Where this file is, for the hooks, which run elsewhere and import these rules.
-        environment.globals["template_dir"] = str(Path(__file__).resolve().parent)
+        environment.globals.update(
+            template_dir=str(Path(__file__).resolve().parent),  # for the hooks, which run elsewhere
+            tool_version=TOOL_VERSION,
+            platform_airflow=PLATFORM_AIRFLOW,
+            airflow_providers=AIRFLOW_PROVIDERS,
+            kubernetes_version=KUBERNETES_VERSION,
+            quantity_pattern=QUANTITY_PATTERN,
+        )

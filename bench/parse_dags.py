@@ -6,19 +6,12 @@ python parse_dags.py import FILE REPEAT     -> {"median_ms": ms} to import the f
 """
 
 import importlib.util
-import inspect
 import json
 import statistics
 import sys
 import time
 
-
-def dagbag_class():
-    try:
-        from airflow.dag_processing.dagbag import DagBag  # Airflow 3.3+
-    except ImportError:
-        from airflow.models.dagbag import DagBag
-    return DagBag
+from confiance_job.dags import load_dagbag
 
 
 def warm_imports():
@@ -29,10 +22,8 @@ def warm_imports():
 
 def load_folder(folder):
     warm_imports()
-    dagbag = dagbag_class()
-    options = {"include_examples": False} if "include_examples" in inspect.signature(dagbag).parameters else {}
     started = time.perf_counter()
-    bag = dagbag(dag_folder=folder, **options)
+    bag = load_dagbag(folder)
     return {"seconds": time.perf_counter() - started, "dags": len(bag.dags), "import_errors": len(bag.import_errors)}
 
 

@@ -12,12 +12,12 @@ import sys
 
 ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
 sys.path.insert(0, {{ template_dir | tojson }})  # the template's own rules, shared with its files
-from local_extensions import QUANTITY, env_vars, quantity_value, split_list, step_resources  # noqa: E402
+from local_extensions import env_vars, split_list, step_resources  # noqa: E402  (puts the package on the path)
+from confiance_job.rules import AIRFLOW_PROVIDERS, QUANTITY, VERSION, quantity_value  # noqa: E402
 from slugify import slugify  # noqa: E402  (cookiecutter's own slugify)
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$")
 HOST_PORT = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$")
 REPOSITORY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
 GITLAB_PROJECT = re.compile(r"^[\w.-]+(/[\w.-]+)+$")
@@ -181,7 +181,7 @@ def main():
     check_slug()
     if "@" not in ANSWERS["author_email"]:
         fail("author_email", "an email address", "jane.doe@irt-systemx.fr")
-    check("version", SEMVER, "a semantic version X.Y.Z (without the leading v)", "0.1.0")
+    check("version", VERSION, "a semantic version X.Y.Z (without the leading v)", "0.1.0")
     check("python_version", re.compile(r"^3\.\d+$"), "a Python 3 version as MAJOR.MINOR", "3.11")
     check("base_image", re.compile(r"^[\w./:@-]+$"), "a Docker image reference", "python:3.11-slim")
     check_steps()
@@ -198,6 +198,8 @@ def main():
     folder = ANSWERS["dags_folder"]
     if folder != "." and (".." in folder.split("/") or not GIT_REF.match(folder)):
         fail("dags_folder", "a folder inside the dags repository ('.' for its top level)", "jobs")
+    if ANSWERS["airflow_version"] not in AIRFLOW_PROVIDERS:
+        fail("airflow_version", "a version the platform supports: " + ", ".join(AIRFLOW_PROVIDERS), "2.10.5")
     check_booleans()
     if ANSWERS["use_nfs"] is True:
         check_nfs()

@@ -13,7 +13,7 @@ def ci_variables(registry, airflow_python, **overrides):
         "NEXUS_PASSWORD": registry.password,
         "AIRFLOW_DAGS_TOKEN": DAGS_TOKEN,
         "DOCKER_INSECURE_REGISTRY": "true",  # the stand-in registry speaks plain http on loopback
-        "AIRFLOW_PYTHON": str(airflow_python),
+        "CONFIANCE_JOB_PYTHON": str(airflow_python),  # has Airflow and the package: no install from an index
     }
     variables.update(overrides)
     return {name: value for name, value in variables.items() if value is not None}

@@ -67,7 +67,7 @@ def test_the_readme_commands_generate_the_guide_jobs(tmp_path, guide_repos):
 def render_runs(python, repo, runs, dag_file=None):
     """{run id: {step: pod}} as the operator builds them, each pod checked against the Kubernetes schema."""
     dag_file = dag_file or repo / "dags" / f"{repo.name}.py"
-    return json.loads(run([python, RENDER_RUNS, repo, dag_file, json.dumps(runs)], timeout=600).stdout)
+    return json.loads(run([python, RENDER_RUNS, dag_file, json.dumps(runs)], timeout=600).stdout)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 it, a person triggers it from the form or from a terminal, bad values are refused
 before any run, and the pods of a run really run the released image."""
 
-import importlib.util
 import json
 import os
 import shutil
@@ -13,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from airflow_server import PASSWORD, USER, Airflow2Server, AirflowServer, GitSync
+from confiance_job.trigger import Airflow
 from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, CACHE, ROOT, ensure_venv, need, run, wait_until
 from gitlab import DAGS_PROJECT, FakeGitLab, make_job_repo
 from pods import PODMAN, PodRunner
@@ -23,13 +23,6 @@ pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
 DAG_ID = "ui-job"
 TRIGGER_FORM = Path(__file__).parent / "helpers" / "trigger_form.py"
 ARTIFACTS = CACHE / "artifacts"
-
-
-def load_module(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +42,7 @@ def story(engines, tmp_path_factory):
         tagged = time.perf_counter()
         pipeline = release(repo, gitlab, registry, airflow2_python)
         assert pipeline.returncode == 0, pipeline.output
-        api = load_module(repo / "scripts" / "trigger.py", "ui_job_trigger").Airflow(airflow.url, USER, PASSWORD)
+        api = Airflow(airflow.url, USER, PASSWORD, DAG_ID)
         dag = wait_until(lambda: api.request("GET", f"/dags/{DAG_ID}"), timeout=180)
         visible_after = time.perf_counter() - tagged
         print(
@@ -73,7 +66,7 @@ def story(engines, tmp_path_factory):
 def trigger(story, *argv, password=PASSWORD):
     """The job repo's `make trigger`, as a user runs it."""
     env = {**os.environ, "AIRFLOW_URL": story["airflow"].url, "AIRFLOW_USER": USER, "AIRFLOW_PASSWORD": password}
-    return run(["python3", "scripts/trigger.py", *argv], cwd=story["repo"], env=env, check=False)
+    return run([story["python"].parent / "confiance-job", "trigger", *argv], cwd=story["repo"], env=env, check=False)
 
 
 def run_ids(story):
@@ -162,7 +155,7 @@ def test_a_person_can_use_the_trigger_form(story):
 
 def rendered_pods(story, conf):
     """The pods the operator builds for this conf (the job repo's `make render`)."""
-    output = run([story["python"], "scripts/render_pod.py", json.dumps(conf)], cwd=story["repo"]).stdout
+    output = run([story["python"].parent / "confiance-job", "render", json.dumps(conf)], cwd=story["repo"]).stdout
     return json.loads(output)["items"]
 
 
@@ -213,7 +206,7 @@ def airflow2(story):
 
 def test_the_trigger_helper_works_on_airflow_2(story, airflow2):
     env = {**os.environ, "AIRFLOW_URL": airflow2.url, "AIRFLOW_USER": USER, "AIRFLOW_PASSWORD": PASSWORD}
-    helper = ["python3", "scripts/trigger.py"]
+    helper = [story["python"].parent / "confiance-job", "trigger"]
     started = run([*helper, "--tag", "0.1.0", "--env", "EPOCHS=3"], cwd=story["repo"], env=env)
     assert f"{airflow2.url}/dags/{DAG_ID}/grid?dag_run_id=" in started.stdout
     refused = run([*helper, "--cpu", "two"], cwd=story["repo"], env=env, check=False)
@@ -222,8 +215,6 @@ def test_the_trigger_helper_works_on_airflow_2(story, airflow2):
     assert several.returncode == 1 and "this job has several steps" in several.stderr
     wrong = run([*helper, "--tag", "0.1.0"], cwd=story["repo"], env={**env, "AIRFLOW_PASSWORD": "wrong"}, check=False)
     assert wrong.returncode == 1 and "Airflow refused the credentials" in wrong.stderr
-    api = load_module(story["repo"] / "scripts" / "trigger.py", "ui_job_trigger_2").Airflow(
-        airflow2.url, USER, PASSWORD
-    )
+    api = Airflow(airflow2.url, USER, PASSWORD, DAG_ID)
     runs = api.request("GET", f"/dags/{DAG_ID}/dagRuns")["dag_runs"]
     assert [dag_run["conf"] for dag_run in runs] == [{"image_tag": "0.1.0", "env": {"EPOCHS": "3"}}]

@@ -2,39 +2,34 @@
 
     python check_dags.py REPO [REPO ...]   ->  JSON {repo: facts} on stdout
 
-Uses each repo's own scripts/render_pod.py, so what is checked is what users run.
+Uses the platform's package, as `make render` and the repos' own tests do.
 """
 
 import contextlib
-import importlib.util
 import json
 import sys
 import time
 import warnings
+from pathlib import Path
+
+import kubernetes_validate
+from confiance_job.dags import load_dagbag
+from confiance_job.render import render_pods
+from confiance_job.rules import KUBERNETES_VERSION
 
 FULL_CONF = {"image_tag": "1.2.3-rc.1", "env": {"EPOCHS": "3"}, "cpu": "500m", "memory": "3Gi"}
 
 
-def load_render_pod(repo, index):
-    spec = importlib.util.spec_from_file_location(f"render_pod_{index}", f"{repo}/scripts/render_pod.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def facts_of(repo, index):
-    import kubernetes_validate
-
-    render_pod = load_render_pod(repo, index)
-    render_pod.prepare_environment()
+def facts_of(repo):
+    dag_file = next(Path(repo, "dags").glob("*.py"))
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        dagbag = render_pod.load_dagbag(render_pod.DAG_FILE)
+        dagbag = load_dagbag(dag_file)
     facts = {
         "load_seconds": time.perf_counter() - started,
         "import_errors": {str(k): str(v) for k, v in dagbag.import_errors.items()},
-        "dag_file_warnings": [str(w.message) for w in caught if w.filename == str(render_pod.DAG_FILE)],
+        "dag_file_warnings": [str(w.message) for w in caught if w.filename == str(dag_file)],
     }
     if dagbag.import_errors:
         return facts
@@ -49,12 +44,11 @@ def facts_of(repo, index):
         invalid_pods=[],
     )
     for name, conf in {"defaults": {}, "full": FULL_CONF}.items():
-        params = render_pod.validate_conf(dag, conf)
-        pods = {task.task_id: render_pod.render_pod(task, params, conf) for task in dag.tasks}
+        pods = render_pods(dag, conf)
         facts["pods"][name] = pods
         for step, pod in pods.items():
             try:
-                kubernetes_validate.validate(pod, "1.33.0", strict=True)
+                kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
             except Exception as error:  # noqa: BLE001 - reported, then asserted by the test
                 facts["invalid_pods"].append(f"{name}/{step}: {error}")
     return facts
@@ -62,7 +56,7 @@ def facts_of(repo, index):
 
 def main():
     with contextlib.redirect_stdout(sys.stderr):  # Airflow logs to stdout; keep stdout for the JSON
-        results = {repo: facts_of(repo, index) for index, repo in enumerate(sys.argv[1:])}
+        results = {repo: facts_of(repo) for repo in sys.argv[1:]}
     print(json.dumps(results))
 
 

@@ -54,6 +54,9 @@ ENV = {
 # (kubectl create secret generic ..., see README). Never put a secret in ENV or the form.
 SECRETS = {{ cookiecutter.secrets | items | tojson }}
 
+# A Kubernetes quantity, as the form's cpu and memory fields take it: 4, 500m, 16Gi.
+QUANTITY = r"{{ quantity_pattern }}"
+
 # GPU steps run on the GPU nodes, which only GPU pods may use (taint nvidia.com/gpu).
 GPU_NODE_TYPE = "{{ cookiecutter.gpu_instance_type }}"
 {%- if cookiecutter.use_nfs %}
@@ -151,7 +154,7 @@ PARAMS = {
     "cpu": Param(
         None,
         type=["null", "string"],
-        pattern=r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)m?$",
+        pattern=QUANTITY,
         title="CPU",
         description="CPUs for every step of this run, reserved and maximum, e.g. 4 or 500m. Empty: each step's own ("
         + ", ".join(f"{step} {r['cpu'][0]}-{r['cpu'][1]}" for step, r in RESOURCES.items())
@@ -160,7 +163,7 @@ PARAMS = {
     "memory": Param(
         None,
         type=["null", "string"],
-        pattern=r"^[0-9]+(\.[0-9]+)?(k|M|G|T|Ki|Mi|Gi|Ti)?$",
+        pattern=QUANTITY,
         title="Memory",
         description="Memory for every step of this run, reserved and maximum, e.g. 16Gi. Empty: each step's own ("
         + ", ".join(f"{step} {r['memory'][0]}-{r['memory'][1]}" for step, r in RESOURCES.items())

@@ -1,28 +1,30 @@
 """Tests of the DAG: it imports in Airflow, and the pods it starts are valid.
 
-The pods are built by the KubernetesPodOperator itself (scripts/render_pod.py)
-and checked against the Kubernetes API schema, offline.
+The pods are built by the KubernetesPodOperator itself (through the platform's
+`confiance-job` package, as `make render` does) and checked against the
+Kubernetes API schema of the cluster, offline.
 """
 
 import importlib.util
 import warnings
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("airflow", reason="Airflow is not installed: run `make dev`")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
-import render_pod  # noqa: E402  (after the skips above)
+from confiance_job.dags import load_dagbag  # noqa: E402  (after the skips above)
+from confiance_job.render import ConfError, render_pods, validate_conf  # noqa: E402
+from confiance_job.rules import KUBERNETES_VERSION  # noqa: E402
 
-KUBERNETES_VERSION = "1.33.0"  # the cluster's version
-
-render_pod.prepare_environment()
+DAG_FILE = Path(__file__).resolve().parent.parent / "dags" / "{{ cookiecutter.project_slug }}.py"
 
 
 def dag_module():
     """The DAG file as a module, to read its tables (RESOURCES, SECRETS)."""
-    spec = importlib.util.spec_from_file_location("dag_under_test", render_pod.DAG_FILE)
+    spec = importlib.util.spec_from_file_location("dag_under_test", DAG_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -32,16 +34,11 @@ def dag_module():
 def dag():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        dagbag = render_pod.load_dagbag()
+        dagbag = load_dagbag(DAG_FILE)
     assert dagbag.import_errors == {}
-    ours = [w for w in caught if w.filename == str(render_pod.DAG_FILE)]
+    ours = [w for w in caught if w.filename == str(DAG_FILE)]
     assert ours == [], [str(w.message) for w in ours]
     return dagbag.dags["{{ cookiecutter.project_slug }}"]
-
-
-def render(dag, conf, run_id="manual__test"):
-    params = render_pod.validate_conf(dag, conf)
-    return {task.task_id: render_pod.render_pod(task, params, conf, run_id) for task in dag.tasks}
 
 
 def env_of(pod):
@@ -50,7 +47,7 @@ def env_of(pod):
 
 def test_the_steps_run_one_after_the_other(dag):
     steps = list(dag.task_dict)
-    assert steps == {{ cookiecutter.steps.split(',') | map('trim') | list | tojson }}
+    assert steps == {{ cookiecutter.steps | items | tojson }}
     for before, after in pairwise(steps):
         assert dag.task_dict[after].upstream_task_ids == {before}
 
@@ -66,16 +63,16 @@ def test_the_steps_run_one_after_the_other(dag):
     ids=["defaults", "tag", "everything", "empty-form"],
 )
 def test_every_pod_is_a_valid_kubernetes_pod(dag, conf):
-    for pod in render(dag, conf).values():
+    for pod in render_pods(dag, conf).values():
         kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
         assert pod["spec"]["containers"][0]["image"].endswith(":" + conf.get("image_tag", dag.params["image_tag"]))
 
 
 def test_the_form_sets_command_env_and_resources(dag):
     step = dag.tasks[0].task_id
-    command_field = "command" if len(dag.tasks) == 1 else f"{step}_command"
+    command_field = dag_module().command_field(step)  # the DAG's own rule for the form's command fields
     conf = {command_field: f"python main.py {step} --dry-run", "env": {"EPOCHS": "3"}, "cpu": "4"}
-    container = render(dag, conf)[step]["spec"]["containers"][0]
+    container = render_pods(dag, conf)[step]["spec"]["containers"][0]
     assert container["args"] == [conf[command_field]]
     assert {"name": "EPOCHS", "value": "3"} in container["env"]
     assert container["resources"]["requests"]["cpu"] == container["resources"]["limits"]["cpu"] == "4"
@@ -83,7 +80,7 @@ def test_the_form_sets_command_env_and_resources(dag):
 
 def test_each_step_gets_the_resources_of_its_line_in_the_table(dag):
     table = dag_module().RESOURCES
-    for step, pod in render(dag, {}).items():
+    for step, pod in render_pods(dag, {}).items():
         spec = pod["spec"]
         resources = spec["containers"][0]["resources"]
         assert [resources["requests"]["cpu"], resources["limits"]["cpu"]] == table[step]["cpu"]
@@ -97,13 +94,13 @@ def test_each_step_gets_the_resources_of_its_line_in_the_table(dag):
 
 def test_every_step_gets_the_secrets_as_env_never_their_values(dag):
     secrets = dag_module().SECRETS
-    for pod in render(dag, {}).values():
+    for pod in render_pods(dag, {}).values():
         env_from = pod["spec"]["containers"][0].get("envFrom", [])
         assert env_from == [{"secretRef": {"name": name}} for name in secrets]
 
 
 def test_each_run_writes_to_a_folder_of_its_own(dag):
-    first, second = render(dag, {}, "manual__2026-01-01T00:00:00+00:00"), render(dag, {}, "manual__second")
+    first, second = render_pods(dag, {}, "manual__2026-01-01T00:00:00+00:00"), render_pods(dag, {}, "manual__second")
     for step in first:
         first_env, second_env = env_of(first[step]), env_of(second[step])
         assert first_env["RUN_DIR"] == first_env["DATA_DIR"] + "/runs/manual__2026-01-01T00_00_00_00_00"
@@ -130,5 +127,5 @@ def test_each_run_writes_to_a_folder_of_its_own(dag):
     ids=["tag-with-space", "empty-tag", "env-not-string", "env-bad-name", "env-not-object", "cpu", "memory", "typo"],
 )
 def test_invalid_form_values_are_rejected(dag, conf, message):
-    with pytest.raises(render_pod.ConfError, match=message):
-        render_pod.validate_conf(dag, conf)
+    with pytest.raises(ConfError, match=message):
+        validate_conf(dag, conf)

@@ -1,0 +1,149 @@
+"""confiance-job: the platform's commands for job repos and the shared CI.
+
+    confiance-job render '{"image_tag": "0.2.0"}' [--step train]   the pods a Trigger would start
+    confiance-job trigger --tag 0.2.0 --env EPOCHS=3                start a run in Airflow
+    confiance-job check-dag dags/my-job.py                          does it import, as Airflow parses it?
+    confiance-job sync-dag                                          the shared CI's DAG sync job
+    confiance-job release-version v0.2.0                            0.2.0, or why it is not a release tag
+
+Run from a job repo, the DAG is the one file in dags/. Errors say what to fix,
+on stderr, with exit code 1.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+class UsageError(Exception):
+    """Something the user can fix: the message says what."""
+
+
+def job_dag_file(given=None):
+    """The DAG file: the one given, or the one file in ./dags of a job repo."""
+    if given:
+        return Path(given)
+    files = sorted(Path("dags").glob("*.py"))
+    if len(files) != 1:
+        raise UsageError("run this in a job repo (one DAG file in dags/), or give the DAG file with --dag")
+    return files[0]
+
+
+def render(args):
+    from .dags import load_dag
+    from .render import render_pods
+
+    try:
+        conf = json.loads(args.conf)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"conf is not valid JSON: {error}") from None
+    with contextlib.redirect_stdout(sys.stderr):  # Airflow's own log lines are not part of the manifest
+        pods = render_pods(load_dag(job_dag_file(args.dag)), conf, args.run_id)
+    if args.step and args.step not in pods:
+        raise UsageError(f"no step {args.step!r}; the steps are: {', '.join(pods)}")
+    if args.step:
+        print(json.dumps(pods[args.step], indent=2))
+    else:  # a Kubernetes List, as kubectl prints several objects
+        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(pods.values())}, indent=2))
+
+
+def trigger(args):
+    from .trigger import Airflow, build_conf, check_fields
+
+    missing = [name for name in ("AIRFLOW_URL", "AIRFLOW_USER", "AIRFLOW_PASSWORD") if not os.environ.get(name)]
+    if missing:
+        raise UsageError(f"set {', '.join(missing)} (the Airflow address and your Airflow login)")
+    dag_id = args.dag_id or job_dag_file().stem
+    conf = build_conf(args.conf, args.tag, args.command, args.env, args.cpu, args.memory)
+    airflow = Airflow(os.environ["AIRFLOW_URL"], os.environ["AIRFLOW_USER"], os.environ["AIRFLOW_PASSWORD"], dag_id)
+    check_fields(conf, airflow.form_fields())
+    run_id = airflow.trigger(conf)
+    print(f"Started {dag_id} run {run_id}\n{airflow.run_page(run_id)}")
+
+
+def check_dag(args):
+    from .dags import load_dag
+
+    with contextlib.redirect_stdout(sys.stderr):
+        dag = load_dag(args.dag_file, args.dag_id)
+    print(f"DAG {dag.dag_id} imports: {len(dag.tasks)} task(s)")
+
+
+def sync_dag(args):
+    from .sync import Release, sync_dag
+
+    sync_dag(Release.from_environment())
+
+
+def release_version(args):
+    from .rules import release_version
+
+    print(release_version(args.tag))
+
+
+def parser():
+    main = argparse.ArgumentParser(prog="confiance-job", description=__doc__.splitlines()[0])
+    main.add_argument("--version", action="version", version=f"confiance-job {__version__}")
+    commands = main.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+
+    command = commands.add_parser("render", help="print the pods a Trigger would start, without a cluster")
+    command.add_argument("conf", nargs="?", default="{}", help="the form values as JSON (default: {})")
+    command.add_argument("--step", help="only this step")
+    command.add_argument("--dag", help="the DAG file (default: the one in dags/)")
+    command.add_argument("--run-id", default="manual__render", help="the run id the pods get (default: %(default)s)")
+    command.set_defaults(handler=render)
+
+    command = commands.add_parser(
+        "trigger", help="start a run in Airflow (AIRFLOW_URL, AIRFLOW_USER, AIRFLOW_PASSWORD)"
+    )
+    command.add_argument("--tag", help="image tag to run, e.g. 0.2.0 (default: the last release)")
+    command.add_argument("--command", help="shell command run instead of the step's default (one-step jobs)")
+    command.add_argument("--env", action="append", metavar="NAME=VALUE", help="extra environment variable")
+    command.add_argument("--cpu", help="CPUs for every step of this run, e.g. 4")
+    command.add_argument("--memory", help="memory for every step of this run, e.g. 16Gi")
+    command.add_argument("--conf", help="other form fields, as JSON")
+    command.add_argument("--dag-id", help="the DAG to run (default: the one in dags/)")
+    command.set_defaults(handler=trigger)
+
+    command = commands.add_parser("check-dag", help="load a DAG file as Airflow does; fail if it does not import")
+    command.add_argument("dag_file")
+    command.add_argument("--dag-id", help="the one DAG id the file must define")
+    command.set_defaults(handler=check_dag)
+
+    command = commands.add_parser("sync-dag", help="the shared CI's DAG sync (reads the CI variables)")
+    command.set_defaults(handler=sync_dag)
+
+    command = commands.add_parser("release-version", help="X.Y.Z of a release tag vX.Y.Z")
+    command.add_argument("tag")
+    command.set_defaults(handler=release_version)
+    return main
+
+
+def main(argv=None):
+    from .dags import DagError
+    from .render import ConfError
+    from .sync import SyncError
+    from .trigger import TriggerError
+
+    args = parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except ConfError as error:
+        print(f"{args.subcommand}: Airflow would reject this conf: {error}", file=sys.stderr)
+        return 1
+    except DagError as error:
+        print(f"{args.subcommand}: the DAG does not import:\n{error}", file=sys.stderr)
+        return 1
+    except (UsageError, TriggerError, SyncError, ValueError) as error:
+        print(f"{args.subcommand}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""The platform's rules, defined once: the template reads them when it bakes a job
+repo, the shared CI and the job repos' tests through this package."""
+
+import re
+
+# The cluster's Kubernetes version: pods are validated against its API schema.
+KUBERNETES_VERSION = "1.33.0"
+
+# The Airflow lines a generated DAG must work on, with the newest Kubernetes provider each allows.
+AIRFLOW_PROVIDERS = {"3.3.2": "10.25.0", "2.10.5": "10.10.0"}
+# The line the platform runs (the guide's): job repos and the sync job check DAGs with it by default.
+PLATFORM_AIRFLOW = "2.10.5"
+
+# A version X.Y.Z with an optional pre-release (1.0.0-rc.1), as in the image tags; a release tag is v + that.
+SEMVER = r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?"
+VERSION = re.compile(f"^{SEMVER}$")
+RELEASE_TAG = re.compile(f"^v{SEMVER}$")
+
+# A Kubernetes quantity as the cluster accepts it for cpu and memory: "1", "500m", "1.5Gi", ".5".
+QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+QUANTITY = re.compile(QUANTITY_PATTERN)
+QUANTITY_FACTOR = {
+    "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+
+
+def release_version(tag):
+    """'v1.2.0' -> '1.2.0'; ValueError saying what a release tag looks like otherwise."""
+    if not RELEASE_TAG.match(tag or ""):
+        raise ValueError(
+            f"tag {tag!r} is not a release tag. Expected vMAJOR.MINOR.PATCH, e.g. v0.2.0 or v1.0.0-rc.1. "
+            f"Delete it (git push --delete origin {tag}) and tag again."
+        )
+    return tag[1:]
+
+
+def quantity_value(text):
+    """'1.5Gi' -> 1610612736.0, to compare a request with its limit."""
+    number, unit = QUANTITY.match(text).group(1, 3)
+    return float(number) * QUANTITY_FACTOR[unit or ""]

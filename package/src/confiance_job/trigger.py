@@ -1,0 +1,108 @@
+"""Start a run of a DAG from a terminal or a script, as the Trigger button does.
+
+Works with Airflow 3 (REST API v2) and Airflow 2 (v1), with the standard library only.
+"""
+
+import base64
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+
+class TriggerError(Exception):
+    """Something the user can fix: the message says what."""
+
+
+def call(method, url, body=None, headers=None):
+    """One JSON request; returns (status, decoded body)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        text = error.read().decode(errors="replace")
+        try:
+            return error.code, json.loads(text)
+        except json.JSONDecodeError:
+            return error.code, text
+    except urllib.error.URLError as error:
+        raise TriggerError(f"cannot reach Airflow at {url}: {error.reason}") from None
+
+
+class Airflow:
+    """The REST API of Airflow 3 (token login, /api/v2) or Airflow 2 (basic auth, /api/v1), for one DAG."""
+
+    def __init__(self, url, user, password, dag_id):
+        self.url, self.dag_id = url.rstrip("/"), dag_id
+        status, body = call("POST", f"{self.url}/auth/token", {"username": user, "password": password})
+        if status in (200, 201):
+            self.api, self.headers = f"{self.url}/api/v2", {"Authorization": f"Bearer {body['access_token']}"}
+        elif status in (401, 403):
+            raise TriggerError(f"Airflow refused the user {user!r}: check AIRFLOW_USER and AIRFLOW_PASSWORD")
+        else:  # no token endpoint: Airflow 2
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            self.api, self.headers = f"{self.url}/api/v1", {"Authorization": f"Basic {token}"}
+
+    @property
+    def is_v2(self):
+        return self.api.endswith("/v2")
+
+    def request(self, method, path, body=None):
+        status, answer = call(method, self.api + path, body, self.headers)
+        if status in (401, 403):
+            hint = "" if self.is_v2 else " (on Airflow 2, [api] auth_backends must include basic_auth)"
+            raise TriggerError(f"Airflow refused the credentials: check AIRFLOW_USER and AIRFLOW_PASSWORD{hint}")
+        if status == 404:
+            raise TriggerError(f"Airflow has no DAG {self.dag_id!r}: was a release tag pushed, and has it synced?")
+        if status >= 400:
+            detail = answer.get("detail", answer) if isinstance(answer, dict) else answer
+            raise TriggerError(f"Airflow refused the run ({status}): {detail}")
+        return answer
+
+    def form_fields(self):
+        return set(self.request("GET", f"/dags/{self.dag_id}/details").get("params") or {})
+
+    def trigger(self, conf):
+        body = {"conf": conf}
+        if self.is_v2:
+            body["logical_date"] = None  # "now", as the Trigger button does
+        return self.request("POST", f"/dags/{self.dag_id}/dagRuns", body)["dag_run_id"]
+
+    def run_page(self, run_id):
+        quoted = urllib.parse.quote(run_id, safe="")
+        if self.is_v2:
+            return f"{self.url}/dags/{self.dag_id}/runs/{quoted}"
+        return f"{self.url}/dags/{self.dag_id}/grid?dag_run_id={quoted}"
+
+
+def build_conf(conf_json=None, tag=None, command=None, env=None, cpu=None, memory=None):
+    """The form values: the JSON first, then the specific options on top."""
+    try:
+        conf = json.loads(conf_json or "{}")
+    except json.JSONDecodeError as error:
+        raise TriggerError(f"--conf is not valid JSON: {error}") from None
+    if tag:
+        conf["image_tag"] = tag.removeprefix("v")
+    if command:
+        conf["command"] = command
+    if env:
+        pairs = [item.partition("=") for item in env]
+        if any(not sep for _, sep, _ in pairs):
+            raise TriggerError("--env takes NAME=VALUE")
+        conf["env"] = {**conf.get("env", {}), **{name: value for name, _, value in pairs}}
+    conf.update({name: value for name, value in (("cpu", cpu), ("memory", memory)) if value})
+    return conf
+
+
+def check_fields(conf, fields):
+    """Airflow accepts unknown fields silently: catch typos, and `command` on a job of several steps."""
+    if "command" in conf and "command" not in fields:
+        example = json.dumps({min(f for f in fields if f.endswith("_command")): conf["command"]})
+        raise TriggerError(f"this job has several steps: give a step its command with --conf '{example}'")
+    unknown = ", ".join(sorted(set(conf) - fields))
+    if unknown:
+        raise TriggerError(f"the form has no field {unknown}; it has: {', '.join(sorted(fields))}")

@@ -1,0 +1,42 @@
+"""The command line: what it prints, and the errors it explains."""
+
+import subprocess
+import sys
+
+import pytest
+from confiance_job import __version__
+from confiance_job.cli import main
+
+
+def test_release_version_prints_the_version(capsys):
+    assert main(["release-version", "v1.2.3-rc.1"]) == 0
+    assert capsys.readouterr().out == "1.2.3-rc.1\n"
+
+
+def test_a_tag_that_is_not_a_release_fails_with_its_rule(capsys):
+    assert main(["release-version", "release-1"]) == 1
+    assert (
+        "release-version: tag 'release-1' is not a release tag. Expected vMAJOR.MINOR.PATCH" in capsys.readouterr().err
+    )
+
+
+def test_render_outside_a_job_repo_says_where_to_run_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "{}"]) == 1
+    assert "run this in a job repo (one DAG file in dags/), or give the DAG file with --dag" in capsys.readouterr().err
+
+
+def test_it_runs_as_a_module_and_tells_its_version():
+    result = subprocess.run(
+        [sys.executable, "-m", "confiance_job", "--version"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1] / "src")},
+    )
+    assert result.stdout.strip() == f"confiance-job {__version__}"
+
+
+def test_a_command_is_required(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2

@@ -1,0 +1,120 @@
+"""The DAG sync's parts that need no Airflow, on real git repositories: stamping,
+committing only the job's file, retrying a push another release beat, the token."""
+
+import base64
+import subprocess
+
+import pytest
+from confiance_job import sync
+from confiance_job.sync import DagsRepository, Release, SyncError, stamp
+
+DAG = 'DAG_ID = "my-job"\nDEFAULT_IMAGE_TAG = "0.1.0"  # CI sets this\n'
+
+
+def git(*args, cwd):
+    command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args]
+    return subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def dags_repo(tmp_path):
+    """A bare airflow-dags repository with one commit on master."""
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "README.md").write_text("DAGs\n")
+    git("init", "-q", "-b", "master", cwd=seed)
+    git("add", ".", cwd=seed)
+    git("commit", "-q", "-m", "Initial commit", cwd=seed)
+    git("clone", "-q", "--bare", str(seed), str(tmp_path / "dags.git"), cwd=tmp_path)
+    git("config", "receive.advertisePushOptions", "true", cwd=tmp_path / "dags.git")  # as GitLab does
+    return tmp_path / "dags.git"
+
+
+def release(dags_repo, **changes):
+    values = dict(dag_id="my-job", dag_file=None, dags_repo=str(dags_repo), branch="master", folder=".")
+    values.update(token="glpat-T0ken", tag="v1.2.0", short_sha="abc1234", attempts=3)
+    return Release(**{**values, **changes})
+
+
+def cloned(release, folder):
+    repository = DagsRepository(release, folder)
+    repository.clone()
+    return repository
+
+
+def test_stamping_sets_the_default_image_tag_and_nothing_else():
+    assert stamp(DAG, "1.2.0") == 'DAG_ID = "my-job"\nDEFAULT_IMAGE_TAG = "1.2.0"  # CI sets this\n'
+
+
+@pytest.mark.parametrize("text", ['DAG_ID = "x"\n', DAG + 'DEFAULT_IMAGE_TAG = "0.2.0"\n'])
+def test_a_dag_without_exactly_one_default_tag_line_is_refused(text):
+    with pytest.raises(SyncError, match='must have exactly one line DEFAULT_IMAGE_TAG = "..."'):
+        stamp(text, "1.2.0", "dags/my-job.py")
+
+
+def test_missing_ci_variables_are_named():
+    with pytest.raises(SyncError, match="CI variable AIRFLOW_DAGS_TOKEN is not set"):
+        Release.from_environment(
+            {"PROJECT_NAME": "a", "DAG_FILE": "d", "AIRFLOW_DAGS_REPO": "r", "AIRFLOW_DAGS_BRANCH": "m"}
+        )
+
+
+@pytest.mark.parametrize("folder, target", [(".", "my-job.py"), ("jobs", "jobs/my-job.py"), ("./a/b", "a/b/my-job.py")])
+def test_the_dag_goes_to_its_folder(dags_repo, folder, target):
+    assert release(dags_repo, folder=folder).target == target
+
+
+def test_only_the_jobs_file_is_committed_and_a_rerun_commits_nothing(dags_repo, tmp_path):
+    first = cloned(release(dags_repo, folder="jobs"), tmp_path / "first")
+    assert first.commit(stamp(DAG, "1.2.0")) is True
+    assert first.push() == 1
+    assert git("log", "--format=%s", "master", cwd=dags_repo).splitlines() == [
+        "my-job v1.2.0 (abc1234)",
+        "Initial commit",
+    ]
+    assert git("show", "--name-only", "--format=", "master", cwd=dags_repo) == "jobs/my-job.py"
+    again = cloned(release(dags_repo, folder="jobs"), tmp_path / "again")
+    assert again.commit(stamp(DAG, "1.2.0")) is False
+
+
+def test_a_push_beaten_by_another_release_is_rebased_and_retried(dags_repo, tmp_path, monkeypatch):
+    monkeypatch.setattr(sync.time, "sleep", lambda seconds: None)  # the random pause, not the retry, is skipped
+    ours = cloned(release(dags_repo), tmp_path / "ours")
+    theirs = cloned(release(dags_repo, dag_id="their-job", tag="v3.0.0"), tmp_path / "theirs")
+    assert ours.commit(stamp(DAG, "1.2.0")) and theirs.commit(stamp(DAG, "3.0.0"))
+    assert theirs.push() == 1
+    assert ours.push() == 2
+    log = git("log", "--format=%s", "master", cwd=dags_repo).splitlines()
+    assert log == ["my-job v1.2.0 (abc1234)", "their-job v3.0.0 (abc1234)", "Initial commit"]
+    assert git("rev-list", "--merges", "master", cwd=dags_repo) == ""  # a linear history
+
+
+def test_a_push_refused_every_time_stops_and_says_nothing_was_lost(dags_repo, tmp_path, monkeypatch):
+    monkeypatch.setattr(sync.time, "sleep", lambda seconds: None)
+    hook = dags_repo / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho protected branch >&2\nexit 1\n")
+    hook.chmod(0o755)
+    ours = cloned(release(dags_repo), tmp_path / "ours")
+    ours.commit(stamp(DAG, "1.2.0"))
+    with pytest.raises(SyncError, match=r"rejected 3 times \(git said: .*\); nothing was lost: re-run this job"):
+        ours.push()
+
+
+def test_a_wrong_clone_address_says_what_to_check(tmp_path):
+    with pytest.raises(SyncError, match="cannot clone .* check the URL, the branch and that AIRFLOW_DAGS_TOKEN"):
+        cloned(release(tmp_path / "no-such-repo.git"), tmp_path / "clone")
+
+
+def test_the_token_travels_in_a_header_never_in_the_url(dags_repo, tmp_path, capsys):
+    repository = cloned(release(dags_repo), tmp_path / "clone")
+    header = base64.b64encode(b"oauth2:glpat-T0ken").decode()
+    assert repository.env["GIT_CONFIG_KEY_0"] == "http.extraHeader"
+    assert repository.env["GIT_CONFIG_VALUE_0"] == f"Authorization: Basic {header}"
+    assert "glpat-T0ken" not in git("remote", "get-url", "origin", cwd=tmp_path / "clone")
+    assert "glpat-T0ken" not in capsys.readouterr().out
+
+
+def test_settings_the_runner_passes_through_git_env_are_kept():
+    env = DagsRepository.with_token_header({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "url.x.insteadOf"}, "t")
+    assert env["GIT_CONFIG_COUNT"] == "2" and env["GIT_CONFIG_KEY_0"] == "url.x.insteadOf"
+    assert env["GIT_CONFIG_KEY_1"] == "http.extraHeader"
