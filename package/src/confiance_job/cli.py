@@ -4,6 +4,7 @@
     confiance-job trigger --tag 0.2.0 --env EPOCHS=3                start a run in Airflow
     confiance-job check-dag dags/my-job.py                          does it import, as Airflow parses it?
     confiance-job sync-dag                                          the shared CI's DAG sync job
+    confiance-job retire-dag                                        the shared CI's job that removes the DAG
     confiance-job release-version v0.2.0                            0.2.0, or why it is not a release tag
 
 Run from a job repo, the DAG is the one file in dags/. Errors say what to fix,
@@ -80,6 +81,12 @@ def sync_dag(args):
     sync_dag(Release.from_environment())
 
 
+def retire_dag(args):
+    from .sync import Release, retire_dag
+
+    retire_dag(Release.from_environment())
+
+
 def release_version(args):
     from .rules import release_version
 
@@ -117,6 +124,9 @@ def parser():
 
     command = commands.add_parser("sync-dag", help="the shared CI's DAG sync (reads the CI variables)")
     command.set_defaults(handler=sync_dag)
+
+    command = commands.add_parser("retire-dag", help="the shared CI's retire job: remove the DAG from airflow-dags")
+    command.set_defaults(handler=retire_dag)
 
     command = commands.add_parser("release-version", help="X.Y.Z of a release tag vX.Y.Z")
     command.add_argument("tag")

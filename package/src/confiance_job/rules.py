@@ -35,6 +35,11 @@ def release_version(tag):
     return tag[1:]
 
 
+def is_prerelease(version):
+    """'1.0.0-rc.1' is a pre-release: it never becomes what scheduled or default runs use."""
+    return VERSION.match(version).group(4) is not None
+
+
 def quantity_value(text):
     """'1.5Gi' -> 1610612736.0, to compare a request with its limit."""
     number, unit = QUANTITY.match(text).group(1, 3)
