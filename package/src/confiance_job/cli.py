@@ -1,7 +1,7 @@
 """confiance-job: the platform's commands for job repos and the shared CI.
 
     confiance-job render '{"image_tag": "0.2.0"}' [--step train]   the pods a Trigger would start
-    confiance-job trigger --tag 0.2.0 --env EPOCHS=3                start a run in Airflow
+    confiance-job trigger --tag 0.2.0 --env EPOCHS=3 [--wait]       start a run in Airflow (and follow it)
     confiance-job check-dag dags/my-job.py                          does it import, as Airflow parses it?
     confiance-job sync-dag                                          the shared CI's DAG sync job
     confiance-job retire-dag                                        the shared CI's job that removes the DAG
@@ -54,7 +54,7 @@ def render(args):
 
 
 def trigger(args):
-    from .trigger import Airflow, build_conf, check_fields
+    from .trigger import Airflow, build_conf, check_fields, follow
 
     missing = [name for name in ("AIRFLOW_URL", "AIRFLOW_USER", "AIRFLOW_PASSWORD") if not os.environ.get(name)]
     if missing:
@@ -64,7 +64,9 @@ def trigger(args):
     airflow = Airflow(os.environ["AIRFLOW_URL"], os.environ["AIRFLOW_USER"], os.environ["AIRFLOW_PASSWORD"], dag_id)
     check_fields(conf, airflow.form_fields())
     run_id = airflow.trigger(conf)
-    print(f"Started {dag_id} run {run_id}\n{airflow.run_page(run_id)}")
+    print(f"Started {dag_id} run {run_id}\n{airflow.run_page(run_id)}", flush=True)
+    if args.wait:
+        follow(airflow, run_id, args.timeout, args.poll, say=lambda line: print(line, flush=True))
 
 
 def check_dag(args):
@@ -115,6 +117,9 @@ def parser():
     command.add_argument("--memory", help="memory for every step of this run, e.g. 16Gi")
     command.add_argument("--conf", help="other form fields, as JSON")
     command.add_argument("--dag-id", help="the DAG to run (default: the one in dags/)")
+    command.add_argument("--wait", action="store_true", help="follow the run; exit 0 only if it succeeds")
+    command.add_argument("--timeout", type=float, default=6 * 3600, help="with --wait: give up after SECONDS")
+    command.add_argument("--poll", type=float, default=5, help="with --wait: ask Airflow every SECONDS")
     command.set_defaults(handler=trigger)
 
     command = commands.add_parser("check-dag", help="load a DAG file as Airflow does; fail if it does not import")

@@ -5,6 +5,7 @@ Works with Airflow 3 (REST API v2) and Airflow 2 (v1), with the standard library
 
 import base64
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -78,6 +79,20 @@ class Airflow:
             return f"{self.url}/dags/{self.dag_id}/runs/{quoted}"
         return f"{self.url}/dags/{self.dag_id}/grid?dag_run_id={quoted}"
 
+    def log_page(self, run_id, step):
+        """Where a person reads a step's log in the UI."""
+        quoted = urllib.parse.quote(run_id, safe="")
+        if self.is_v2:
+            return f"{self.url}/dags/{self.dag_id}/runs/{quoted}/tasks/{step}"
+        return f"{self.url}/dags/{self.dag_id}/grid?dag_run_id={quoted}&task_id={step}&tab=logs"
+
+    def run_state(self, run_id):
+        """(the run's state, {step: state}) as Airflow reports them now."""
+        path = f"/dags/{self.dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+        run = self.request("GET", path)
+        tasks = self.request("GET", f"{path}/taskInstances")["task_instances"]
+        return run["state"], {task["task_id"]: task["state"] or "waiting" for task in tasks}
+
 
 def build_conf(conf_json=None, tag=None, command=None, env=None, cpu=None, memory=None):
     """The form values: the JSON first, then the specific options on top."""
@@ -106,3 +121,34 @@ def check_fields(conf, fields):
     unknown = ", ".join(sorted(set(conf) - fields))
     if unknown:
         raise TriggerError(f"the form has no field {unknown}; it has: {', '.join(sorted(fields))}")
+
+
+FINISHED = {"success", "failed"}
+
+
+def follow(airflow, run_id, timeout, every=5.0, say=print):
+    """Print each step's state as it changes until the run ends; TriggerError unless it succeeded.
+
+    Gives up after `timeout` seconds (the run goes on in Airflow)."""
+    deadline = time.monotonic() + timeout
+    seen = {}
+    while True:
+        state, steps = airflow.run_state(run_id)
+        for step, step_state in steps.items():
+            if seen.get(step) != step_state:
+                say(f"  {step}: {step_state}")
+                seen[step] = step_state
+        if state in FINISHED:
+            break
+        if time.monotonic() > deadline:
+            raise TriggerError(
+                f"run {run_id} is still {state} after {timeout:.0f} s; it goes on in Airflow: "
+                f"{airflow.run_page(run_id)}"
+            )
+        time.sleep(every)
+    say(f"Run {run_id}: {state}\n{airflow.run_page(run_id)}")
+    failed = [step for step, step_state in steps.items() if step_state == "failed"]
+    for step in failed:
+        say(f"  log of {step}: {airflow.log_page(run_id, step)}")
+    if state != "success":
+        raise TriggerError(f"run {run_id} failed" + (f": step {', '.join(failed)} failed" if failed else ""))
