@@ -83,18 +83,21 @@ class FakeGitLab:
     def dags_file(self, path, branch="master"):
         return git("show", f"{branch}:{path}", cwd=self.bare_repo(DAGS_PROJECT))
 
+    def dags_files(self, branch="master"):
+        return git("ls-tree", "-r", "--name-only", branch, cwd=self.bare_repo(DAGS_PROJECT)).splitlines()
+
     def dags_history_is_linear(self, branch="master"):
         merges = git("rev-list", "--merges", branch, cwd=self.bare_repo(DAGS_PROJECT))
         return merges == ""
 
 
-def make_job_repo(folder, registry, **answers):
-    """Bake a job repo that pushes to the test registry, commit it, and give it a GitLab origin."""
+def make_job_repo(folder, registry, group=JOBS_GROUP, **answers):
+    """Bake a job repo that pushes to the test registry, commit it, and give it a GitLab origin in `group`."""
     repo = bake(folder, docker_registry=registry.host, **answers)
     git("init", "-q", "-b", "main", cwd=repo)
     git("add", ".", cwd=repo)
     git("commit", "-q", "-m", f"Start {repo.name}", cwd=repo)
-    git("remote", "add", "origin", f"https://{HOST}/{JOBS_GROUP}/{repo.name}.git", cwd=repo)
+    git("remote", "add", "origin", f"https://{HOST}/{group}/{repo.name}.git", cwd=repo)  # CI_PROJECT_PATH
     return repo
 
 
@@ -103,11 +106,24 @@ WRAPPER = """include:
   - local: .gitlab-ci.yml
 nexus-image:
   services: []
+nexus-dev-image:
+  services: []
 """
 
 
 def run_tag_pipeline(repo, gitlab, tag, variables, extra_env=None):
     """Run the repo's .gitlab-ci.yml as GitLab runs a pipeline for `tag`."""
+    selection = ["--variable", f"CI_COMMIT_TAG={tag}", "--unset-variable", "CI_COMMIT_BRANCH"]
+    return run_pipeline(repo, gitlab, selection, variables, extra_env)
+
+
+def run_branch_job(repo, gitlab, job, variables, extra_env=None):
+    """Run one job of the repo's branch pipeline (the branch checked out), as if someone pressed its play button."""
+    return run_pipeline(repo, gitlab, [job, "--manual", job], variables, extra_env)
+
+
+def run_pipeline(repo, gitlab, selection, variables, extra_env=None):
+    """Run the repo's .gitlab-ci.yml with gitlab-ci-local; `selection` picks the pipeline or the jobs."""
     wrapper = repo / ".gitlab-ci-local" / "wrapper.yml"  # ignored by git and by docker build
     shutil.rmtree(repo / ".gitlab-ci-local" / "output", ignore_errors=True)  # logs of this run only
     wrapper.parent.mkdir(exist_ok=True)
@@ -124,7 +140,7 @@ def run_tag_pipeline(repo, gitlab, tag, variables, extra_env=None):
         **(extra_env or {}),
     }
     command = [GITLAB_CI_LOCAL, "--file", ".gitlab-ci-local/wrapper.yml", "--force-shell-executor", "--fetch-includes"]
-    command += ["--variable", f"CI_COMMIT_TAG={tag}", "--unset-variable", "CI_COMMIT_BRANCH"]
+    command += selection
     for name, value in variables.items():
         command += ["--variable", f"{name}={value}"]
     started = time.perf_counter()
