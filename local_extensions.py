@@ -4,6 +4,7 @@ Answers are parsed and escaped here, once, so that every generated file reads
 them the same way and any text a person typed yields files that still compile.
 """
 
+import importlib
 import json
 import re
 import sys
@@ -13,6 +14,7 @@ from jinja2.ext import Extension
 
 # The platform's rules live in its package (package/), which this template ships: one definition for all.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "package" / "src"))
+sys.dont_write_bytecode = True  # two checkouts of the template in one place must never share compiled files
 from confiance_job import __version__ as TOOL_VERSION  # noqa: E402
 from confiance_job.rules import (  # noqa: E402
     AIRFLOW_PROVIDERS,
@@ -146,17 +148,34 @@ def static_env(answers):
     return {"JOB_NAME": answers["project_slug"], "DATA_DIR": data_dir, **env_vars(answers["env_vars"])[0]}
 
 
+def template_globals():
+    """The platform's facts the templates use, as this file's checkout of the template defines them."""
+    return {
+        "template_dir": str(Path(__file__).resolve().parent),  # for the hooks, which run elsewhere
+        "tool_version": TOOL_VERSION,
+        "platform_airflow": PLATFORM_AIRFLOW,
+        "airflow_providers": AIRFLOW_PROVIDERS,
+        "kubernetes_version": KUBERNETES_VERSION,
+        "quantity_pattern": QUANTITY_PATTERN,
+    }
+
+
+def this_templates_module():
+    """This module as the template being rendered now has it.
+
+    One process may render two versions of the template (cruft update renders the
+    old and the new one), but Python imports a module once: forget the loaded
+    copies so that the template on cookiecutter's path is read afresh."""
+    for name in [name for name in sys.modules if name.split(".")[0] in ("local_extensions", "confiance_job")]:
+        del sys.modules[name]
+    return importlib.import_module("local_extensions")
+
+
 class Filters(Extension):
     """The filters above, for the templates ({{ cookiecutter.steps | items }}), and the platform's rules."""
 
     def __init__(self, environment):
         super().__init__(environment)
-        environment.filters.update(FILTERS)
-        environment.globals.update(
-            template_dir=str(Path(__file__).resolve().parent),  # for the hooks, which run elsewhere
-            tool_version=TOOL_VERSION,
-            platform_airflow=PLATFORM_AIRFLOW,
-            airflow_providers=AIRFLOW_PROVIDERS,
-            kubernetes_version=KUBERNETES_VERSION,
-            quantity_pattern=QUANTITY_PATTERN,
-        )
+        current = this_templates_module()
+        environment.filters.update(current.FILTERS)
+        environment.globals.update(current.template_globals())

@@ -3,13 +3,10 @@ in gitlab-ci-local with the shared jobs from the pipelines project, builds with 
 real Docker engine, pushes to a registry with authentication, and syncs the DAG
 into the airflow-dags repository."""
 
-import base64
 import json
 import os
 import re
 import shutil
-import tarfile
-import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,46 +14,12 @@ import pytest
 from conftest import need, run
 from engines import Registry, docker, free_port
 from gitlab import GITLAB_CI_LOCAL, FakeGitLab, git, make_job_repo, run_tag_pipeline
+from leaks import image_leaks, secret_forms
 from release import DAGS_TOKEN, ci_variables, job_repo, release
 
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
 
 CA_CERTIFICATES = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
-
-
-def secret_forms(*secrets):
-    """Each secret as it could leak: plain, percent-encoded (pip URL, as urllib and as the CI job
-    encode it: every byte), base64 (HTTP header)."""
-    forms = set()
-    for secret in secrets:
-        every_byte = "".join(f"%{byte:02x}" for byte in secret.encode())
-        forms |= {secret, urllib.parse.quote(secret, safe=""), every_byte, base64.b64encode(secret.encode()).decode()}
-    forms.add(base64.b64encode(f"oauth2:{DAGS_TOKEN}".encode()).decode())
-    return forms
-
-
-def image_leaks(image, secrets, folder):
-    """Where a secret appears in the image: its history, its config, or any file of any layer."""
-    places = []
-    history = docker("history", "--no-trunc", image).stdout
-    config = docker("image", "inspect", image).stdout
-    archive = folder / "image.tar"
-    docker("image", "save", "-o", archive, image)
-    blobs = []
-    with tarfile.open(archive) as outer:
-        for member in outer.getmembers():
-            if member.isfile() and member.name.endswith("layer.tar"):
-                with tarfile.open(fileobj=outer.extractfile(member)) as layer:
-                    blobs += [
-                        (f"{member.name}:{m.name}", layer.extractfile(m).read())
-                        for m in layer.getmembers()
-                        if m.isfile()
-                    ]
-    for secret in secrets:
-        places += [f"history has {secret!r}"] if secret in history else []
-        places += [f"config has {secret!r}"] if secret in config else []
-        places += [f"{name} has {secret!r}" for name, data in blobs if secret.encode() in data]
-    return places
 
 
 def test_a_release_tag_pushes_the_image_and_syncs_the_dag(engines, gitlab, tmp_path):
@@ -90,7 +53,7 @@ def test_a_release_tag_pushes_the_image_and_syncs_the_dag(engines, gitlab, tmp_p
     dag_copy = tmp_path / "synced" / "release-story.py"
     dag_copy.parent.mkdir()
     dag_copy.write_text(synced)
-    loaded = run([airflow_python, "-c", LOAD_SYNCED_DAG, repo / "scripts", dag_copy]).stdout
+    loaded = run([airflow_python, "-c", LOAD_SYNCED_DAG, dag_copy]).stdout
     assert loaded.strip().splitlines()[-1] == "release-story 0.1.0 prepare,train"
 
     # The image comes back from the registry and runs the job's steps.
@@ -104,7 +67,7 @@ def test_a_release_tag_pushes_the_image_and_syncs_the_dag(engines, gitlab, tmp_p
     assert '"org.opencontainers.image.version":"0.1.0"' in labels
 
     # No credential in the image or in what the pipeline printed.
-    secrets = secret_forms(registry.password, DAGS_TOKEN)
+    secrets = secret_forms(registry.password, DAGS_TOKEN, basic_auth=[("oauth2", DAGS_TOKEN)])
     assert image_leaks(f"{image}:0.1.0", secrets, tmp_path) == []
     everything_printed = pipeline.output + "".join(pipeline.logs.values())
     assert [secret for secret in secrets if secret in everything_printed] == []
@@ -113,12 +76,8 @@ def test_a_release_tag_pushes_the_image_and_syncs_the_dag(engines, gitlab, tmp_p
 
 LOAD_SYNCED_DAG = """
 import sys
-sys.path.insert(0, sys.argv[1])
-import render_pod
-render_pod.prepare_environment()
-bag = render_pod.load_dagbag(sys.argv[2])
-assert not bag.import_errors, bag.import_errors
-(dag,) = bag.dags.values()
+from confiance_job.dags import load_dag
+dag = load_dag(sys.argv[1])
 print(dag.dag_id, dag.params["image_tag"], ",".join(task.task_id for task in dag.tasks))
 """
 
@@ -269,21 +228,25 @@ def test_the_synced_dag_does_not_touch_other_files(engines, gitlab, tmp_path):
 
 
 def pipeline_jobs(repo, fake_gitlab, *selection):
-    """The jobs gitlab-ci-local would run for a pipeline, after rules."""
+    """{job: when} for the jobs gitlab-ci-local would put in a pipeline, after rules."""
     env = {**os.environ, **fake_gitlab.git_env()}
     command = [GITLAB_CI_LOCAL, "--list-json", "--fetch-includes", *selection]
     jobs = json.loads(run(command, cwd=repo, env=env).stdout)
-    return sorted(job["name"] for job in jobs if job["when"] != "never")
+    return {job["name"]: job["when"] for job in jobs if job["when"] != "never"}
 
 
-def test_branch_pipelines_only_test_and_tag_pipelines_release(tmp_path):
+def test_branch_pipelines_test_and_offer_manual_jobs_and_tag_pipelines_release(tmp_path):
     need(GITLAB_CI_LOCAL, "gitlab-ci-local is not installed (npm install gitlab-ci-local@4.73.0)")
     templates_only = FakeGitLab(tmp_path / "gitlab")
     templates_only.publish_ci_templates()
     repo = make_job_repo(tmp_path / "jobs", Registry(tmp_path / "unused"), project_name="lists")
-    assert pipeline_jobs(repo, templates_only) == ["test"]
+    default_branch = pipeline_jobs(repo, templates_only)  # gitlab-ci-local takes main as the default branch
+    assert default_branch == {"test": "on_success", "nexus-dev-image": "manual", "airflow-dag-retire": "manual"}
+    git("checkout", "-q", "-b", "feature", cwd=repo)
+    feature = pipeline_jobs(repo, templates_only)
+    assert feature == {"test": "on_success", "nexus-dev-image": "manual"}
     tag = ["--variable", "CI_COMMIT_TAG=v0.1.0", "--unset-variable", "CI_COMMIT_BRANCH"]
-    assert pipeline_jobs(repo, templates_only, *tag) == ["airflow-dag-sync", "nexus-image", "release-check"]
+    assert sorted(pipeline_jobs(repo, templates_only, *tag)) == ["airflow-dag-sync", "nexus-image", "release-check"]
 
 
 def test_the_image_builds_without_any_secret_from_public_pypi(engines, tmp_path):

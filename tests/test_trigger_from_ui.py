@@ -5,6 +5,7 @@ before any run, and the pods of a run really run the released image."""
 import json
 import os
 import shutil
+import subprocess
 import time
 import urllib.parse
 from pathlib import Path
@@ -218,3 +219,69 @@ def test_the_trigger_helper_works_on_airflow_2(story, airflow2):
     api = Airflow(airflow2.url, USER, PASSWORD, DAG_ID)
     runs = api.request("GET", f"/dags/{DAG_ID}/dagRuns")["dag_runs"]
     assert [dag_run["conf"] for dag_run in runs] == [{"image_tag": "0.1.0", "env": {"EPOCHS": "3"}}]
+
+
+# ---- Following a run to its end: `make trigger WAIT=1` ----
+
+
+def start_waiting(url, story, *argv):
+    """`confiance-job trigger --wait` in the background; returns the process (its output in .stdout/.stderr)."""
+    env = {**os.environ, "AIRFLOW_URL": url, "AIRFLOW_USER": USER, "AIRFLOW_PASSWORD": PASSWORD}
+    command = [story["python"].parent / "confiance-job", "trigger", "--wait", "--poll", "1", *map(str, argv)]
+    return subprocess.Popen(
+        command, cwd=story["repo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def started_run_id(process):
+    """The run id from the first line the helper prints: 'Started <dag> run <run id>'."""
+    return process.stdout.readline().split()[3]
+
+
+def finish(process, timeout):
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def test_waiting_reports_the_failed_step_when_there_is_no_cluster(story):
+    """Here the pod cannot start (no cluster): the step fails, is retried once as the DAG says, then fails."""
+    started = time.perf_counter()
+    process = start_waiting(story["airflow"].url, story, "--tag", "0.1.0", "--timeout", "600")
+    run_id = started_run_id(process)
+    code, out, err = finish(process, timeout=660)
+    assert code == 1, (out, err)
+    assert "  prepare: failed" in out and f"Run {run_id}: failed" in out
+    quoted = urllib.parse.quote(run_id, safe="")
+    assert f"log of prepare: {story['airflow'].url}/dags/{DAG_ID}/runs/{quoted}/tasks/prepare" in out
+    assert f"run {run_id} failed: step prepare failed" in err
+    print(f"--wait followed a failing run for {time.perf_counter() - started:.0f} s")
+
+
+def test_waiting_exits_0_when_every_step_succeeds(story):
+    api, path = story["api"], f"/dags/{DAG_ID}"
+    api.request("PATCH", path, {"is_paused": True})  # nothing runs while the steps are marked done
+    try:
+        process = start_waiting(story["airflow"].url, story, "--tag", "0.1.0", "--timeout", "300")
+        run = f"{path}/dagRuns/{urllib.parse.quote(started_run_id(process), safe='')}"
+        for step in ("prepare", "train"):
+            api.request("PATCH", f"{run}/taskInstances/{step}", {"new_state": "success"})
+        marked = time.perf_counter()
+    finally:
+        api.request("PATCH", path, {"is_paused": False})  # the scheduler now sees every step done
+    code, out, err = finish(process, timeout=300)
+    assert code == 0, (out, err)
+    assert "  train: success" in out and ": success\n" in out
+    print(f"--wait noticed the end {time.perf_counter() - marked:.1f} s after the steps were marked done")
+
+
+def test_waiting_follows_a_run_to_its_end_on_airflow_2(story, airflow2):
+    process = start_waiting(airflow2.url, story, "--tag", "0.1.0", "--timeout", "120")
+    run_id = started_run_id(process)
+    api = Airflow(airflow2.url, USER, PASSWORD, DAG_ID)
+    wait_until(lambda: "prepare" in api.run_state(run_id)[1], timeout=30)
+    api.request("PATCH", f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}", {"state": "failed"})
+    ended = time.perf_counter()
+    code, out, err = finish(process, timeout=120)
+    assert code == 1 and f"Run {run_id}: failed" in out and f"run {run_id} failed" in err
+    assert f"{airflow2.url}/dags/{DAG_ID}/grid?dag_run_id=" in out
+    print(f"--wait noticed the end on Airflow 2 {time.perf_counter() - ended:.1f} s after it")
