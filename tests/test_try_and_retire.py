@@ -3,8 +3,11 @@ another job: dev images from branches, pre-release tags, ownership of the files
 in airflow-dags, retiring a job. Each one runs the job repo's real .gitlab-ci.yml
 with gitlab-ci-local, Docker, the registry and bare git repositories."""
 
+import os
+import re
+
 import pytest
-from engines import docker
+from engines import Registry, docker
 from gitlab import git, make_job_repo, run_branch_job, run_tag_pipeline
 from release import ci_variables, job_repo, release
 
@@ -107,3 +110,35 @@ def test_a_tag_pipeline_lists_no_dev_or_retire_job(engines, gitlab, tmp_path):
     pipeline = run_tag_pipeline(repo, gitlab, "v0.1.0", ci_variables(registry, airflow_python))
     assert pipeline.returncode == 0, pipeline.output
     assert set(pipeline.logs) == {"release-check", "nexus-image", "airflow-dag-sync"}
+
+
+@pytest.fixture(scope="module")
+def job_ci_python():
+    """What the job repo's test job installs (requirements-dev.txt), already there: its pip install finds it all."""
+    from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
+
+    extra = ["pip", "ruff==0.17.6", "pre-commit==4.7.0", "cruft==2.16.0"]
+    return ensure_venv("job-ci", AIRFLOW_LINES["airflow2"] + AIRFLOW_TOOLS + extra)
+
+
+def test_the_job_repos_own_test_job_passes_and_fails_on_a_broken_main_py(gitlab, tmp_path, job_ci_python):
+    repo = make_job_repo(tmp_path / "own-ci", Registry(tmp_path / "unused"), project_name="own-ci")
+    path = {"PATH": f"{job_ci_python.parent}:{os.environ['PATH']}"}
+
+    passed = run_branch_job(repo, gitlab, "test", {}, extra_env=path)
+
+    assert passed.returncode == 0, passed.output
+    assert re.search(r"\d+ passed", passed.logs["test"]) and "All checks passed!" in passed.logs["test"]
+    main_py = repo / "main.py"
+    main_py.write_text(main_py.read_text().replace("def run(settings):", "def run(settings)"))
+    git("commit", "-q", "-am", "A typo", cwd=repo)
+
+    failed = run_branch_job(repo, gitlab, "test", {}, extra_env=path)
+
+    assert failed.returncode != 0
+    assert (
+        "main.py" in failed.logs["test"]
+        and "SyntaxError" in failed.logs["test"]
+        or "invalid-syntax" in failed.logs["test"]
+    )
+    print(f"test job: {passed.seconds:.1f} s when green, {failed.seconds:.1f} s when red")
