@@ -136,9 +136,6 @@ def test_the_job_repos_own_test_job_passes_and_fails_on_a_broken_main_py(gitlab,
     failed = run_branch_job(repo, gitlab, "test", {}, extra_env=path)
 
     assert failed.returncode != 0
-    assert (
-        "main.py" in failed.logs["test"]
-        and "SyntaxError" in failed.logs["test"]
-        or "invalid-syntax" in failed.logs["test"]
-    )
+    log = failed.logs["test"]
+    assert "main.py" in log and ("SyntaxError" in log or "invalid-syntax" in log), log
     print(f"test job: {passed.seconds:.1f} s when green, {failed.seconds:.1f} s when red")
