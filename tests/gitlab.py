@@ -39,6 +39,14 @@ class FakeGitLab:
         self.folder = Path(folder)
         self.remotes = self.folder / "remotes"
 
+    @classmethod
+    def with_shared_projects(cls, folder):
+        """A GitLab holding the shared CI jobs and an airflow-dags repository."""
+        gitlab = cls(folder)
+        gitlab.publish_ci_templates()
+        gitlab.create_dags_repo()
+        return gitlab
+
     def bare_repo(self, project):
         return self.remotes / f"{project}.git"
 

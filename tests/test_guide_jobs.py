@@ -159,9 +159,7 @@ def released(engines, tmp_path_factory):
 
     registry, airflow_python = engines
     root = tmp_path_factory.mktemp("released")
-    gitlab = FakeGitLab(root / "gitlab")
-    gitlab.publish_ci_templates()
-    gitlab.create_dags_repo()
+    gitlab = FakeGitLab.with_shared_projects(root / "gitlab")
     result = {}
     for name, answers in GUIDE_JOBS.items():
         repo = make_job_repo(root / name, registry, **answers)

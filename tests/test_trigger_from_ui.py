@@ -31,9 +31,7 @@ def story(engines, tmp_path_factory):
     """Airflow running and synced from the dags repo; then `git tag v0.1.0` of a two-step job."""
     registry, airflow2_python = engines
     root = tmp_path_factory.mktemp("story")
-    gitlab = FakeGitLab(root / "gitlab")
-    gitlab.publish_ci_templates()
-    gitlab.create_dags_repo()
+    gitlab = FakeGitLab.with_shared_projects(root / "gitlab")
     airflow3_python = ensure_venv("airflow3", AIRFLOW_LINES["airflow3"] + AIRFLOW_TOOLS)
     sync = GitSync(gitlab.bare_repo(DAGS_PROJECT), root / "dags")
     sync.start()
