@@ -1,25 +1,33 @@
 """Shared helpers of the template's tests: baking, Airflow environments, engines."""
 
 import fcntl
+import itertools
 import os
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cookiecutter.generate import generate_context
 from cookiecutter.main import cookiecutter
+from cookiecutter.prompt import prompt_for_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
 
-# The Airflow lines a generated DAG must work on, with the newest provider each allows.
+sys.path.insert(0, str(ROOT / "package" / "src"))
+from confiance_job.rules import AIRFLOW_PROVIDERS  # noqa: E402  (the platform's own list)
+
+# The Airflow lines a generated DAG must work on, each with its provider; named by major version.
 AIRFLOW_LINES = {
-    "airflow3": ["apache-airflow==3.3.2", "apache-airflow-providers-cncf-kubernetes==10.25.0"],
-    "airflow2": ["apache-airflow==2.10.5", "apache-airflow-providers-cncf-kubernetes==10.10.0"],
+    f"airflow{version[0]}": [f"apache-airflow=={version}", f"apache-airflow-providers-cncf-kubernetes=={provider}"]
+    for version, provider in AIRFLOW_PROVIDERS.items()
 }
-AIRFLOW_TOOLS = ["kubernetes-validate==1.37.0", "pytest==9.0.3"]
+# The platform's tooling (editable: the tests always run this checkout's code) and the test tools.
+AIRFLOW_TOOLS = ["-e", str(ROOT / "package"), "kubernetes-validate==1.37.0", "pytest==9.0.3"]
 
 # The tools installed next to this python (ruff, check-jsonschema, pre-commit, uv) come first.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -92,36 +100,164 @@ def airflow_python(request):
     return ensure_venv(request.param, AIRFLOW_LINES[request.param] + AIRFLOW_TOOLS)
 
 
-# Every option that changes what is generated, with the values worth baking.
-OPTIONS = {
-    "steps": {"1step": "run", "3steps": "prepare,train,evaluate"},
-    "use_nfs": {"nfs": True, "nonfs": False},
-    "use_gpu": {"cpu": False, "gpu": True},
-    "extra_ca_certificates": {"nocerts": False, "certs": True},
-    "schedule": {"manual": "none", "cron": "0 6 * * 1"},
+def answers_with_defaults(answers):
+    """Every answer cookiecutter uses for these: them, and cookiecutter.json's defaults rendered as a bake does."""
+    sys.path.insert(0, str(ROOT))  # the template's Jinja extensions, which the defaults use
+    try:
+        context = generate_context(str(ROOT / "cookiecutter.json"), extra_context=answers)
+        return dict(prompt_for_config(context, no_input=True))
+    finally:
+        sys.path.remove(str(ROOT))
+
+
+DEFAULTS = answers_with_defaults({})
+
+
+# The options that change what is generated, and the values worth baking. Tests select combinations
+# by these values, e.g. find(steps="several", gpu_steps="last"). Each value has its id in test names
+# and its answers ("{last}" stands for the combination's last step); answers left out keep
+# cookiecutter.json's defaults, which are also what tests expect of them. Each option's first value is
+# its default, so the first combination is what `cookiecutter --no-input` bakes.
+#
+# These meet in the same pod: the NFS volume and a GPU step's /dev/shm are merged, the GPU settings go
+# to the GPU steps only, and a step's memory limit sizes its /dev/shm. Every combination is baked.
+POD_OPTIONS = {
+    "steps": {
+        "one": ("1step", {"steps": "run"}),
+        "several": ("3steps", {"steps": "prepare,train,evaluate"}),
+    },
+    "use_nfs": {True: ("nfs", {"use_nfs": True}), False: ("nonfs", {"use_nfs": False})},
+    "step_resources": {
+        "none": ("", {"step_resources": ""}),
+        "last": ("bigmem_last", {"step_resources": "{last}: memory=8Gi/16Gi"}),
+    },
+    "gpu_steps": {
+        "none": ("cpu", {"use_gpu": False}),
+        "all": ("gpu", {"use_gpu": True}),  # cookiecutter.json's gpu_steps: every step
+        "last": ("gpu_last", {"use_gpu": True, "gpu_steps": "{last}"}),
+    },
 }
+# These each change a place of their own (the Dockerfile, the schedule, the env, the requirements):
+# their values are cycled through the combinations above rather than multiplied, so each value is
+# baked at least once and a new option adds no bake. Ids show them only where they are not the default.
+CYCLED_OPTIONS = {
+    "extra_ca_certificates": {
+        False: ("nocerts", {"extra_ca_certificates": False}),
+        True: ("certs", {"extra_ca_certificates": True}),
+    },
+    "schedule": {"none": ("manual", {"schedule": "none"}), "cron": ("cron", {"schedule": "0 6 * * 1"})},
+    "secrets": {"none": ("nosecrets", {"secrets": ""}), "some": ("secrets", {"secrets": "mlflow-credentials"})},
+    "env_vars": {"none": ("noenv", {"env_vars": ""}), "some": ("env", {"env_vars": "DATASET=/nfsdata/team/data"})},
+    "airflow_version": {
+        version: (f"airflow{version}", {"airflow_version": version})
+        for version in sorted(AIRFLOW_PROVIDERS, key=lambda version: version != DEFAULTS["airflow_version"])
+    },
+    "base_image": {
+        "python": ("python", {}),
+        "cuda": ("cuda", {"base_image": "nvidia/cuda:12.6.3-runtime-ubuntu24.04"}),
+    },
+}
+OPTIONS = {**POD_OPTIONS, **CYCLED_OPTIONS}
+
+
+@dataclass(frozen=True, eq=False)
+class Combination:
+    """One job repo of the matrix: the option values that describe it, and the answers that bake it."""
+
+    id: str
+    properties: dict  # {option: value}, as in OPTIONS
+    answers: dict  # what the bake passes to cookiecutter
+    context: dict  # every answer cookiecutter uses: the answers above and cookiecutter.json's defaults
+
+    def has(self, name, value):
+        """Whether an option (or else an answer, e.g. use_gpu) has this value."""
+        return (self.properties[name] if name in self.properties else self.context[name]) == value
+
+    @property
+    def steps(self):
+        return self.context["steps"].split(",")
+
+    @property
+    def gpu_steps(self):
+        return self.context["gpu_steps"].split(",") if self.context["use_gpu"] else []
+
+
+def pod_shapes():
+    """Every combination of POD_OPTIONS' values, as {option: value}, each baking different files."""
+    for values in itertools.product(*POD_OPTIONS.values()):
+        shape = dict(zip(POD_OPTIONS, values, strict=True))
+        if not (shape["steps"] == "one" and shape["gpu_steps"] == "last"):  # one step: its last is every step
+            yield shape
+
+
+def answers_of(properties):
+    """The answers these option values give, with the combination's last step in place of "{last}"."""
+    answers = {
+        name: answer for option, value in properties.items() for name, answer in OPTIONS[option][value][1].items()
+    }
+    last_step = answers["steps"].split(",")[-1]
+    return {
+        name: answer.replace("{last}", last_step) if isinstance(answer, str) else answer
+        for name, answer in answers.items()
+    }
+
+
+def id_of(properties):
+    """E.g. '3steps-nonfs-bigmem_last-gpu_last-certs-cron': the pod shape, then the cycled values but defaults."""
+    parts = []
+    for option, value in properties.items():
+        value_id, answers = OPTIONS[option][value]
+        if option in POD_OPTIONS or any(DEFAULTS[name] != answer for name, answer in answers.items()):
+            parts.append(value_id)
+    return "-".join(filter(None, parts))
+
+
+def combination(properties):
+    answers = answers_of(properties)
+    return Combination(id_of(properties), properties, answers, answers_with_defaults(answers))
 
 
 def combinations():
-    """{id: answers} for every combination of OPTIONS, e.g. '3steps-nfs-gpu-nocerts-cron'."""
-    combos = {"": {}}
-    for option, values in OPTIONS.items():
-        combos = {
-            f"{combo_id}-{value_id}".strip("-"): {**answers, option: value}
-            for combo_id, answers in combos.items()
-            for value_id, value in values.items()
-        }
-    return combos
+    """The pod shapes, each with the next value of every cycled option, as cookiecutter-data-science does."""
+    cycled = {option: itertools.cycle(values) for option, values in CYCLED_OPTIONS.items()}
+    return [
+        combination({**shape, **{option: next(values) for option, values in cycled.items()}}) for shape in pod_shapes()
+    ]
 
 
 COMBINATIONS = combinations()
+
+
+def find(**wanted):
+    """The first combination with these option values or answers, e.g. find(steps="several", use_gpu=True)."""
+    for combo in COMBINATIONS:
+        if all(combo.has(name, value) for name, value in wanted.items()):
+            return combo
+    raise LookupError(f"no combination has {wanted}; the matrix: {[combo.id for combo in COMBINATIONS]}")
+
+
+def fewest_covering_every_value(combos):
+    """The fewest of these combinations that together have every value of every option (the first such set)."""
+    every_value = {(option, value) for option, values in OPTIONS.items() for value in values}
+    missing = every_value - {item for combo in combos for item in combo.properties.items()}
+    if missing:
+        raise LookupError(f"no combination has {sorted(missing, key=str)}")
+    for size in range(1, len(combos) + 1):
+        for chosen in itertools.combinations(combos, size):
+            if every_value <= {item for combo in chosen for item in combo.properties.items()}:
+                return list(chosen)
+
+
+def pytest_make_parametrize_id(config, val, argname):
+    """A combination's test id is its own id."""
+    return val.id if isinstance(val, Combination) else None
 
 
 @pytest.fixture(scope="session")
 def baked(tmp_path_factory):
     """Every combination, baked once: {id: repo folder}."""
     root = tmp_path_factory.mktemp("baked")
-    return {combo_id: bake(root / combo_id, **answers) for combo_id, answers in COMBINATIONS.items()}
+    return {combo.id: bake(root / combo.id, **combo.answers) for combo in COMBINATIONS}
 
 
 @pytest.fixture(scope="session")
@@ -150,7 +286,4 @@ def gitlab(tmp_path):
     """A GitLab holding the shared CI jobs and an airflow-dags repository."""
     from gitlab import FakeGitLab
 
-    gitlab = FakeGitLab(tmp_path / "gitlab")
-    gitlab.publish_ci_templates()
-    gitlab.create_dags_repo()
-    return gitlab
+    return FakeGitLab.with_shared_projects(tmp_path / "gitlab")

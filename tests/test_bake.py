@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import COMBINATIONS, ROOT, bake, run
+from conftest import AIRFLOW_PROVIDERS, COMBINATIONS, DEFAULTS, OPTIONS, ROOT, bake, find, run
 
 COMMON_FILES = {
+    ".cruft.json",
     ".dockerignore",
     ".gitignore",
     ".gitlab-ci.yml",
@@ -21,12 +22,9 @@ COMMON_FILES = {
     "pyproject.toml",
     "requirements-dev.txt",
     "requirements.txt",
-    "scripts/render_pod.py",
-    "scripts/trigger.py",
     "tests/conftest.py",
     "tests/test_dag.py",
     "tests/test_main.py",
-    "tests/test_trigger.py",
 }
 TEMPLATE_TAG = re.compile(r"{{|{%|{#")
 # The only templates left on purpose: Airflow fills these in at run time.
@@ -44,22 +42,31 @@ def generated_files(repo):
     return {str(path.relative_to(repo)) for path in repo.rglob("*") if path.is_file()}
 
 
+def dag_file(combo):
+    return f"dags/{combo.context['project_slug']}.py"
+
+
+def test_the_matrix_bakes_the_defaults_and_every_option_value():
+    assert COMBINATIONS[0].context == DEFAULTS  # what `cookiecutter --no-input` gives
+    baked_values = {(option, value) for combo in COMBINATIONS for option, value in combo.properties.items()}
+    assert baked_values == {(option, value) for option, values in OPTIONS.items() for value in values}
+
+
 @pytest.mark.parametrize("combo", COMBINATIONS)
 def test_the_exact_file_set_is_generated(baked, combo):
-    answers = COMBINATIONS[combo]
-    expected = COMMON_FILES | {"dags/my-job.py"}
-    if answers["extra_ca_certificates"]:
+    expected = COMMON_FILES | {dag_file(combo)}
+    if combo.context["extra_ca_certificates"]:
         expected.add("certs/README.md")
-    assert generated_files(baked[combo]) == expected
+    assert generated_files(baked[combo.id]) == expected
 
 
 @pytest.mark.parametrize("combo", COMBINATIONS)
 def test_no_template_syntax_is_left_but_airflow_templates(baked, combo):
-    for name in generated_files(baked[combo]):
-        text = (baked[combo] / name).read_text()
+    for name in generated_files(baked[combo.id]):
+        text = (baked[combo.id] / name).read_text()
         for line in text.splitlines():
             if TEMPLATE_TAG.search(line):
-                assert name == "dags/my-job.py" and any(t in line for t in AIRFLOW_TEMPLATES), f"{name}: {line}"
+                assert name == dag_file(combo) and any(t in line for t in AIRFLOW_TEMPLATES), f"{name}: {line}"
 
 
 def test_every_generated_repo_is_lint_clean_and_formatted(baked):
@@ -74,11 +81,12 @@ def test_every_ci_file_is_valid_gitlab_ci(baked):
 
 
 def test_the_ci_file_includes_the_shared_jobs_and_does_not_copy_them(baked):
-    ci = yaml.safe_load((baked["1step-nfs-cpu-nocerts-manual"] / ".gitlab-ci.yml").read_text())
+    combo = COMBINATIONS[0]  # the defaults
+    ci = yaml.safe_load((baked[combo.id] / ".gitlab-ci.yml").read_text())
     assert ci["include"] == [
         {
-            "project": "confianceai/ec_1/fa2_infrastructure/gitlab-ci-pipelines",
-            "ref": "master",
+            "project": combo.context["ci_templates_project"],
+            "ref": combo.context["ci_templates_ref"],
             "file": ["docker-build-nexus.gitlab-ci.yml", "airflow-dag-sync.gitlab-ci.yml"],
         }
     ]
@@ -91,15 +99,25 @@ def test_the_ci_file_includes_the_shared_jobs_and_does_not_copy_them(baked):
     assert copied_jobs == set()
 
 
+@pytest.mark.parametrize("version", OPTIONS["airflow_version"])
+def test_the_dev_requirements_and_the_ci_check_with_the_airflow_asked(baked, version):
+    repo = baked[find(airflow_version=version).id]
+    requirements = (repo / "requirements-dev.txt").read_text().splitlines()
+    assert f"apache-airflow=={version}" in requirements
+    assert f"apache-airflow-providers-cncf-kubernetes=={AIRFLOW_PROVIDERS[version]}" in requirements
+    assert yaml.safe_load((repo / ".gitlab-ci.yml").read_text())["variables"]["AIRFLOW_VERSION"] == version
+
+
 @pytest.mark.parametrize("combo", COMBINATIONS)
 def test_the_dockerfile_keeps_secrets_out_and_installs_dependencies_before_code(baked, combo):
-    dockerfile = (baked[combo] / "Dockerfile").read_text()
+    dockerfile = (baked[combo.id] / "Dockerfile").read_text()
+    assert re.search(rf"^FROM {re.escape(combo.context['base_image'])}$", dockerfile, re.M)
     assert "ARG" not in dockerfile and "PASSWORD" not in dockerfile
     assert "--mount=type=secret,id=pip_conf" in dockerfile
     assert dockerfile.index("COPY requirements.txt") < dockerfile.index("pip install") < dockerfile.index("COPY . .")
     assert "# syntax=" not in dockerfile
     assert re.search(r"^USER 1000$", dockerfile, re.M)  # numeric: Kubernetes' runAsNonRoot can check it
-    assert ("update-ca-certificates" in dockerfile) == COMBINATIONS[combo]["extra_ca_certificates"]
+    assert ("update-ca-certificates" in dockerfile) == combo.context["extra_ca_certificates"]
 
 
 def test_the_slug_and_image_are_derived_from_the_name(tmp_path):
