@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from confiance_job import __version__ as PACKAGE_VERSION
-from conftest import ROOT, bake, need, run
+from conftest import CACHE, ROOT, bake, need, run
 from engines import docker
 from gitlab import GITLAB_CI_LOCAL, PipelineRun, git
 from leaks import image_leaks, secret_forms
@@ -81,31 +81,38 @@ def test_the_index_serves_nothing_without_credentials(index):
 # --- a baked repo's dev setup -----------------------------------------------------------------
 
 
-def test_make_dev_installs_the_package_from_the_index(index, tmp_path):
+def test_make_dev_installs_the_package_from_the_index_and_the_make_commands_use_it(index, tmp_path):
     """`make dev` of a baked repo, pip's index being the stand-in (as PIP_INDEX_URL, the way the job
-    repo's CI test job sets it). PIP_NO_DEPS: every line of the real requirements-dev.txt goes through
-    the authenticated index, but not their ~160 dependencies (a full `make dev` takes about 2 min
-    here; the Airflow lines are installed and tested in test_airflow.py)."""
+    repo's CI test job sets it): the package from the authenticated index, the public packages
+    (Airflow and its ~160 dependencies) through its redirect to PyPI, as a Nexus group does.
+    Then `make test`, `make render` and `make trigger` run through the installed package."""
     repo = bake(tmp_path, project_name="dev-setup")
     assert f"confiance-job=={PACKAGE_VERSION}\n" in (repo / "requirements-dev.txt").read_text()
-    env = clean_pip_env(PIP_INDEX_URL=index.simple_url(), PIP_NO_DEPS="1", PIP_CACHE_DIR=str(tmp_path / "pip-cache"))
+    env = clean_pip_env(PIP_INDEX_URL=index.simple_url(), PIP_CACHE_DIR=str(CACHE / "pip-dev-setup"))
     started = time.perf_counter()
-    dev = run(["make", "dev"], cwd=repo, env=env, timeout=600)
+    dev = run(["make", "dev"], cwd=repo, env=env, timeout=900)
     dev_seconds = time.perf_counter() - started
-    assert f"Downloading {index.url}packages/{WHEEL}" in dev.stdout
     assert index.served(f"GET /packages/{WHEEL}", 200)
     assert index.served("GET /simple/apache-airflow/", 303)  # the public packages through the same index
     assert run([repo / ".venv" / "bin" / "confiance-job", "--version"]).stdout.strip().endswith(PACKAGE_VERSION)
 
+    tested = run(["make", "test"], cwd=repo, env=env, timeout=900)
+    assert re.search(r"\d+ passed", tested.stdout) and "failed" not in tested.stdout
+    rendered = json.loads(run(["make", "--silent", "render", 'CONF={"image_tag": "0.2.0"}'], cwd=repo, env=env).stdout)
+    assert rendered["items"][0]["spec"]["containers"][0]["image"].endswith("/dev-setup:0.2.0")
+    no_airflow = {**env, "AIRFLOW_URL": "http://127.0.0.1:9", "AIRFLOW_USER": "me", "AIRFLOW_PASSWORD": "x"}
+    triggered = run(["make", "trigger", "TAG=0.2.0"], cwd=repo, env=no_airflow, check=False)
+    assert "trigger: cannot reach Airflow at http://127.0.0.1:9/auth/token" in triggered.stderr
+
     started = time.perf_counter()
-    reinstall = [repo / ".venv" / "bin" / "pip", "install", "--force-reinstall", "--no-cache-dir"]
+    reinstall = [repo / ".venv" / "bin" / "pip", "install", "--force-reinstall", "--no-deps", "--no-cache-dir"]
     again = run([*reinstall, f"confiance-job=={PACKAGE_VERSION}"], env=env)
     install_seconds = time.perf_counter() - started
     assert f"Successfully installed confiance-job-{PACKAGE_VERSION}" in again.stdout
 
-    printed = dev.stdout + dev.stderr + again.stdout + again.stderr + index.log.read_text()
+    printed = dev.stdout + dev.stderr + tested.stdout + again.stdout + again.stderr + index.log.read_text()
     assert leaked(index_secrets(index), printed) == []
-    print(f"make dev (no deps) {dev_seconds:.1f} s; confiance-job from the index {install_seconds:.2f} s")
+    print(f"make dev {dev_seconds:.1f} s; confiance-job alone from the index {install_seconds:.2f} s")
 
 
 # --- the image build: the private package through the build secret ----------------------------
