@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from conftest import ROOT, bake, run
 from engines import DOCKER
 
@@ -23,6 +24,13 @@ COMMITTER = ["-c", "user.name=Jane Doe", "-c", "user.email=jane.doe@irt-systemx.
 
 def git(*args, cwd=None, env=None):
     return run(["git", *COMMITTER, *args], cwd=cwd, env=env).stdout.strip()
+
+
+class GitLabLoader(yaml.SafeLoader):
+    """Reads GitLab CI YAML, whose !reference tags plain YAML does not know."""
+
+
+GitLabLoader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node))
 
 
 @dataclass

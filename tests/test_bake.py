@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import AIRFLOW_PROVIDERS, COMBINATIONS, DEFAULTS, OPTIONS, ROOT, bake, find, run
+from gitlab import GitLabLoader
 
 COMMON_FILES = {
     ".cruft.json",
@@ -29,13 +30,6 @@ COMMON_FILES = {
 TEMPLATE_TAG = re.compile(r"{{|{%|{#")
 # The only templates left on purpose: Airflow fills these in at run time.
 AIRFLOW_TEMPLATES = {'"{{ params.%s or %r }}"', '":{{ params.image_tag }}"'}
-
-
-class GitLabLoader(yaml.SafeLoader):
-    """Reads GitLab CI YAML, whose !reference tags plain YAML does not know."""
-
-
-GitLabLoader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node))
 
 
 def generated_files(repo):
@@ -82,7 +76,7 @@ def test_every_ci_file_is_valid_gitlab_ci(baked):
 
 def test_the_ci_file_includes_the_shared_jobs_and_does_not_copy_them(baked):
     combo = COMBINATIONS[0]  # the defaults
-    ci = yaml.safe_load((baked[combo.id] / ".gitlab-ci.yml").read_text())
+    ci = yaml.load((baked[combo.id] / ".gitlab-ci.yml").read_text(), GitLabLoader)
     assert ci["include"] == [
         {
             "project": combo.context["ci_templates_project"],
@@ -105,7 +99,7 @@ def test_the_dev_requirements_and_the_ci_check_with_the_airflow_asked(baked, ver
     requirements = (repo / "requirements-dev.txt").read_text().splitlines()
     assert f"apache-airflow=={version}" in requirements
     assert f"apache-airflow-providers-cncf-kubernetes=={AIRFLOW_PROVIDERS[version]}" in requirements
-    assert yaml.safe_load((repo / ".gitlab-ci.yml").read_text())["variables"]["AIRFLOW_VERSION"] == version
+    assert yaml.load((repo / ".gitlab-ci.yml").read_text(), GitLabLoader)["variables"]["AIRFLOW_VERSION"] == version
 
 
 @pytest.mark.parametrize("combo", COMBINATIONS)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT, run
-from gitlab import git
+from gitlab import GitLabLoader, git
 
 DAG_TEMPLATE = Path("{{cookiecutter.project_slug}}") / "dags" / "{{cookiecutter.project_slug}}.py"
 MAIN_TEMPLATE = Path("{{cookiecutter.project_slug}}") / "main.py"
@@ -111,9 +111,12 @@ def conflicts(repo):
 
 
 def ci_template_report(repo):
-    """The test job's step that reports template updates, run as GitLab runs a script (bash -eo pipefail)."""
-    script = yaml.safe_load((repo / ".gitlab-ci.yml").read_text())["test"]["script"]
-    (report,) = [step for step in script if "cruft check" in step]
+    """The test job's step that reports template updates (from the shared jobs), run as GitLab runs a script
+    (bash -eo pipefail)."""
+    job_ci = (repo / ".gitlab-ci.yml").read_text()
+    assert "- !reference [.confiance-template-report, script]" in job_ci
+    shared = (ROOT / "ci-templates" / "docker-build-nexus.gitlab-ci.yml").read_text()
+    (report,) = yaml.load(shared, GitLabLoader)[".confiance-template-report"]["script"]
     env = {**os.environ, "CI_SERVER_HOST": "git.example.invalid", "CI_JOB_TOKEN": "not-a-token"}
     result = run(["bash", "-eo", "pipefail", "-c", report], cwd=repo, env=env)  # fails on a non-zero exit
     return result.stdout + result.stderr
