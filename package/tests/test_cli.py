@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from confiance_job import __version__
@@ -31,7 +32,7 @@ def test_it_runs_as_a_module_and_tells_its_version():
         [sys.executable, "-m", "confiance_job", "--version"],
         capture_output=True,
         text=True,
-        env={"PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1] / "src")},
+        env={"PYTHONPATH": str(Path(__file__).parents[1] / "src")},
     )
     assert result.stdout.strip() == f"confiance-job {__version__}"
 
