@@ -281,6 +281,25 @@ def engines(tmp_path_factory):
         docker("image", "rm", "--force", *pushed)
 
 
+@pytest.fixture(scope="session")
+def buildah_runners(tmp_path_factory):
+    """Fresh buildah runners for pipelines that build with IMAGE_BUILDER=buildah (tests/builders.py)."""
+    from builders import BuildahRunners
+
+    return BuildahRunners(tmp_path_factory.mktemp("buildah"))
+
+
+@pytest.fixture(params=["docker", "buildah"])
+def builder(request, engines, buildah_runners):
+    """Each image builder of the shared build job, with the environment of a fresh CI runner for it."""
+    from builders import Builder
+
+    builder = Builder(request.param, buildah_runners if request.param == "buildah" else None)
+    yield builder
+    if request.param == "buildah":
+        buildah_runners.clean_up()
+
+
 @pytest.fixture
 def gitlab(tmp_path):
     """A GitLab holding the shared CI jobs and an airflow-dags repository."""

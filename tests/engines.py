@@ -265,13 +265,30 @@ auth:
 
     def tags(self, repository):
         """The tags the registry API lists for a repository ([] when it has none)."""
-        request = urllib.request.Request(f"http://{self.host}/v2/{repository}/tags/list")
-        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with self.get(f"{repository}/tags/list") as response:
                 return sorted(json.load(response)["tags"] or [])
         except urllib.error.HTTPError as error:
             if error.code == 404:
                 return []
             raise
+
+    def docker_login(self, folder):
+        """Environment for `docker` commands logged in to this registry, as a cluster node with its pull secret."""
+        env = {**os.environ, "DOCKER_CONFIG": str(folder)}
+        login = [DOCKER, "login", "--username", self.user, "--password-stdin", self.host]
+        subprocess.run(login, input=self.password, env=env, check=True, capture_output=True, text=True, timeout=60)
+        return env
+
+    def digest(self, repository, tag):
+        """The digest of the manifest the registry serves for repository:tag (what a pull gets)."""
+        accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+        with self.get(f"{repository}/manifests/{tag}", Accept=accept) as response:
+            return response.headers["Docker-Content-Digest"]
+
+    def get(self, path, **headers):
+        """GET /v2/<path> with the registry's credentials."""
+        request = urllib.request.Request(f"http://{self.host}/v2/{path}", headers=headers)
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        return urllib.request.urlopen(request, timeout=10)
