@@ -9,7 +9,6 @@ writes bench/results/bench-<mode>.json. Timings are reported, never judged.
 """
 
 import argparse
-import base64
 import contextlib
 import hashlib
 import json
@@ -20,7 +19,6 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,7 +233,7 @@ def measure_releases(folder, settings):
                 "code_only_release_s": second.job_seconds.get("nexus-image"),
                 "changed_kb": changed_bytes / 1000,
                 "push_only_changed_layer_s": median(
-                    [push_only_what_changed(registry, repository, "0.1.1", f"limit-{i}") for i in range(3)]
+                    [push_only_what_changed(registry, repository, "0.1.1", "0.1.0", f"limit-{i}") for i in range(3)]
                 ),
             }
             runners.clean_up()
@@ -287,32 +285,19 @@ def bytes_not_in(registry, repository, tag, previous):
     return sum(blob["size"] for blob in new["layers"] + [new["config"]] if blob["digest"] not in known)
 
 
-def push_only_what_changed(registry, repository, tag, new_tag):
+def push_only_what_changed(registry, repository, tag, previous, new_tag):
     """The limit of a code-only release: upload as many fresh bytes as its new blobs hold, then its manifest."""
     body, content_type = manifest(registry, repository, tag)
-    data = os.urandom(bytes_not_in(registry, repository, tag, "0.1.0"))
-    token = base64_login(registry)
+    data = os.urandom(bytes_not_in(registry, repository, tag, previous))
     started = time.perf_counter()
-    start = urllib.request.Request(f"http://{registry.host}/v2/{repository}/blobs/uploads/", method="POST")
-    start.add_header("Authorization", token)
-    with urllib.request.urlopen(start, timeout=60) as response:
+    with registry.request("POST", f"{repository}/blobs/uploads/") as response:
         location = response.headers["Location"]
-    location = location if location.startswith("http") else f"http://{registry.host}{location}"
     separator = "&" if "?" in location else "?"
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    upload = urllib.request.Request(f"{location}{separator}digest={digest}", data=data, method="PUT")
-    upload.add_header("Authorization", token)
-    upload.add_header("Content-Type", "application/octet-stream")
-    urllib.request.urlopen(upload, timeout=60).close()
-    put = urllib.request.Request(f"http://{registry.host}/v2/{repository}/manifests/{new_tag}", data=body, method="PUT")
-    put.add_header("Authorization", token)
-    put.add_header("Content-Type", content_type)
-    urllib.request.urlopen(put, timeout=60).close()
+    upload = f"{location}{separator}digest={digest}"
+    registry.request("PUT", upload, data, **{"Content-Type": "application/octet-stream"}).close()
+    registry.request("PUT", f"{repository}/manifests/{new_tag}", body, **{"Content-Type": content_type}).close()
     return time.perf_counter() - started
-
-
-def base64_login(registry):
-    return "Basic " + base64.b64encode(f"{registry.user}:{registry.password}".encode()).decode()
 
 
 # ---- report ----
@@ -398,7 +383,7 @@ def machine():
     )
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     engine = docker("version", "--format", "{{.Server.Version}}").stdout.strip()
-    buildah = run(["buildah", "--version"]).stdout.split()[2]
+    buildah = run(["buildah", "--version"]).stdout.split()[2] if shutil.which("buildah") else "missing"
     return (
         f"{os.cpu_count()} cores ({cpu}), {memory_gib:.0f} GiB, Docker {engine}, buildah {buildah},"
         f" Python {platform.python_version()}"

@@ -288,7 +288,14 @@ auth:
 
     def get(self, path, **headers):
         """GET /v2/<path> with the registry's credentials."""
-        request = urllib.request.Request(f"http://{self.host}/v2/{path}", headers=headers)
+        return self.request("GET", path, **headers)
+
+    def request(self, method, path, data=None, **headers):
+        """An API call with the registry's credentials; `path` is below /v2/, or a URL the registry gave."""
+        url = (
+            path if path.startswith("http") else f"http://{self.host}{path if path.startswith('/') else '/v2/' + path}"
+        )
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
         token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
-        return urllib.request.urlopen(request, timeout=10)
+        return urllib.request.urlopen(request, timeout=60)
