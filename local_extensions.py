@@ -18,15 +18,17 @@ sys.dont_write_bytecode = True  # two checkouts of the template in one place mus
 from confiance_job import __version__ as TOOL_VERSION  # noqa: E402
 from confiance_job.rules import (  # noqa: E402
     AIRFLOW_PROVIDERS,
+    ENV_NAME_PATTERN,
+    IMAGE_TAG_HELP,
+    IMAGE_TAG_PATTERN,
     KUBERNETES_VERSION,
     PLATFORM_AIRFLOW,
-    QUANTITY,
     QUANTITY_PATTERN,
-    quantity_value,
+    resource_problems,
 )
 
 RESOURCE_KEYS = ("cpu", "memory", "gpus")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(ENV_NAME_PATTERN)
 FILTERS = {}
 
 
@@ -76,13 +78,6 @@ def parse_range(text):
     return request.strip(), (limit or request).strip()
 
 
-def range_errors(name, request, limit):
-    errors = [f"{name}={value} is not a Kubernetes quantity" for value in (request, limit) if not QUANTITY.match(value)]
-    if not errors and quantity_value(request) > quantity_value(limit):
-        errors.append(f"{name} request {request} is above its limit {limit}")
-    return errors
-
-
 def parse_overrides(text, steps):
     """'train: memory=8Gi/16Gi gpus=2; predict: cpu=4' -> ({step: {key: value}}, [errors])."""
     overrides, errors = {}, []
@@ -125,7 +120,7 @@ def step_resources(answers):
         table[step] = {**defaults, "gpus": gpu_count if step in gpu_steps else 0, **overrides.get(step, {})}
         for kind in ("cpu", "memory"):
             if table[step][kind] != defaults[kind]:
-                errors += [f"{step}: {error}" for error in range_errors(kind, *table[step][kind])]
+                errors += resource_problems(step, kind, *table[step][kind])
     return {"table": table, "errors": errors}
 
 
@@ -143,9 +138,13 @@ def env_vars(text):
 
 @_filter
 def static_env(answers):
-    """The environment every step gets: the job's name, its data folder, then the env_vars answer."""
+    """The environment every step gets: the job's name, its data folder, MLflow's server, then env_vars."""
     data_dir = f"{answers['nfs_mount_path']}/{answers['project_slug']}" if answers["use_nfs"] is True else "/data"
-    return {"JOB_NAME": answers["project_slug"], "DATA_DIR": data_dir, **env_vars(answers["env_vars"])[0]}
+    env = {"JOB_NAME": answers["project_slug"], "DATA_DIR": data_dir}
+    if str(answers.get("mlflow_tracking_uri", "")).strip():  # every step logs to the same server and experiment
+        env["MLFLOW_TRACKING_URI"] = answers["mlflow_tracking_uri"].strip()
+        env["MLFLOW_EXPERIMENT_NAME"] = answers["project_slug"]
+    return {**env, **env_vars(answers["env_vars"])[0]}
 
 
 def template_globals():
@@ -157,6 +156,9 @@ def template_globals():
         "airflow_providers": AIRFLOW_PROVIDERS,
         "kubernetes_version": KUBERNETES_VERSION,
         "quantity_pattern": QUANTITY_PATTERN,
+        "image_tag_pattern": IMAGE_TAG_PATTERN,
+        "image_tag_help": IMAGE_TAG_HELP,
+        "env_name_pattern": ENV_NAME_PATTERN,
     }
 
 

@@ -32,3 +32,16 @@ def test_quantities_compare_by_value():
     assert quantity_value("500m") == 0.5
     assert quantity_value("1Gi") == 2**30 > quantity_value("1G") == 1e9
     assert quantity_value(".5Gi") == quantity_value("512Mi")
+
+
+def test_a_step_s_resources_are_checked_as_the_cluster_would():
+    from confiance_job.rules import resource_problems
+
+    assert resource_problems("train", "memory", "8Gi", "16Gi") == []
+    assert resource_problems("train", "cpu", 1, "2") == []  # numbers are quantities too
+    assert resource_problems("train", "memory", "8 GB", "16Gi") == [
+        "step train: memory request '8 GB' is not a Kubernetes quantity, e.g. 16Gi or 512Mi"
+    ]
+    assert resource_problems("train", "cpu", "4", "2") == [
+        "step train: cpu request 4 is above its limit 2; the cluster refuses it"
+    ]

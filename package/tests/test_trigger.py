@@ -2,7 +2,7 @@
 
 import pytest
 from confiance_job.cli import main
-from confiance_job.trigger import TriggerError, build_conf, check_fields
+from confiance_job.trigger import TriggerError, build_conf, checked_form
 
 
 def test_options_become_form_fields():
@@ -25,14 +25,17 @@ def test_bad_options_say_what_is_wrong(arguments, message):
 
 def test_a_misspelt_field_is_caught():
     with pytest.raises(TriggerError, match="the form has no field image-tag; it has: cpu, env, image_tag"):
-        check_fields({"image-tag": "0.1.0"}, {"image_tag", "env", "cpu"})
+        checked_form({"image-tag": "0.1.0"}, {"image_tag": {}, "env": {}, "cpu": {}})
 
 
 def test_command_on_a_job_of_several_steps_says_which_field_to_use():
-    fields = {"image_tag", "prepare_command", "train_command"}
+    fields = {"image_tag": {}, "prepare_command": {}, "train_command": {}}
     with pytest.raises(TriggerError, match=r"several steps: .*--conf '\{\"prepare_command\": \"echo hi\"\}'"):
-        check_fields({"command": "echo hi"}, fields)
-    check_fields({"train_command": "echo hi", "image_tag": "1.0.0"}, fields)  # accepted
+        checked_form({"command": "echo hi"}, fields)
+    assert checked_form({"train_command": "echo hi", "image_tag": "v1.0.0"}, fields) == {
+        "train_command": "echo hi",
+        "image_tag": "1.0.0",
+    }
 
 
 def test_missing_settings_are_named(monkeypatch, capsys):

@@ -54,7 +54,7 @@ def render(args):
 
 
 def trigger(args):
-    from .trigger import Airflow, build_conf, check_fields, follow
+    from .trigger import Airflow, build_conf, checked_form, follow
 
     missing = [name for name in ("AIRFLOW_URL", "AIRFLOW_USER", "AIRFLOW_PASSWORD") if not os.environ.get(name)]
     if missing:
@@ -62,7 +62,7 @@ def trigger(args):
     dag_id = args.dag_id or job_dag_file().stem
     conf = build_conf(args.conf, args.tag, args.command, args.env, args.cpu, args.memory)
     airflow = Airflow(os.environ["AIRFLOW_URL"], os.environ["AIRFLOW_USER"], os.environ["AIRFLOW_PASSWORD"], dag_id)
-    check_fields(conf, airflow.form_fields())
+    conf = checked_form(conf, airflow.form_schemas())
     run_id = airflow.trigger(conf)
     print(f"Started {dag_id} run {run_id}\n{airflow.run_page(run_id)}", flush=True)
     if args.wait:
@@ -71,9 +71,11 @@ def trigger(args):
 
 def check_dag(args):
     from .dags import load_dag
+    from .render import render_pods
 
     with contextlib.redirect_stdout(sys.stderr):
         dag = load_dag(args.dag_file, args.dag_id)
+        render_pods(dag, {})  # the pods of a run with the form left empty: resources the cluster accepts
     print(f"DAG {dag.dag_id} imports: {len(dag.tasks)} task(s)")
 
 
@@ -149,7 +151,8 @@ def main(argv=None):
     try:
         args.handler(args)
     except ConfError as error:
-        print(f"{args.subcommand}: Airflow would reject this conf: {error}", file=sys.stderr)
+        problems = "\n".join(f"  {line}" for line in str(error).splitlines())
+        print(f"{args.subcommand}: the Trigger form would refuse these values:\n{problems}", file=sys.stderr)
         return 1
     except DagError as error:
         print(f"{args.subcommand}: the DAG does not import:\n{error}", file=sys.stderr)

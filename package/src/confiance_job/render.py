@@ -1,7 +1,8 @@
 """The pods a run would start, built by the KubernetesPodOperator itself, offline.
 
-The form values are checked exactly as Airflow checks them when a person presses
-Trigger; then each step's pod is built as the operator would submit it.
+The form values are checked as Airflow checks them when a person presses Trigger
+(with messages a person reads, form.py); then each step's pod is built as the
+operator would submit it, and its resources checked as the cluster would.
 """
 
 import copy
@@ -9,6 +10,9 @@ import functools
 import inspect
 import tempfile
 from types import SimpleNamespace
+
+from .form import as_form_sends_it, form_problems
+from .rules import resource_problems
 
 # An unreachable cluster: some provider versions read a kubeconfig while building the pod.
 DUMMY_KUBECONFIG_TEXT = """apiVersion: v1
@@ -24,21 +28,50 @@ class ConfError(ValueError):
     """The conf would be rejected by the Trigger form."""
 
 
+class ResourceError(ValueError):
+    """A step's resources the cluster would refuse (a bad quantity, a request above its limit)."""
+
+
+def form_schemas(dag):
+    """{field: its JSON schema (with title)}: the Trigger form of the DAG."""
+    return {name: dict(dag.params.get_param(name).schema) for name in dag.params}
+
+
+def form_values(dag, conf):
+    """The conf as the form would send it (4 -> "4", v0.2.0 -> 0.2.0); ConfError naming each bad field."""
+    schemas = form_schemas(dag)
+    if isinstance(conf, dict):
+        conf = as_form_sends_it(conf, schemas)
+    problems = form_problems(conf, schemas)
+    if problems:
+        raise ConfError("\n".join(problems))
+    return conf
+
+
 def validate_conf(dag, conf):
-    """The params a run would get for this conf; ConfError with the reason Airflow would give otherwise."""
+    """The params a run would get for this conf; ConfError saying what is wrong otherwise."""
     from airflow.exceptions import ParamValidationError
 
-    if not isinstance(conf, dict):
-        raise ConfError("the conf must be a JSON object")
-    unknown = sorted(set(conf) - set(dag.params))
-    if unknown:  # Airflow accepts them silently: a typo would go unnoticed
-        raise ConfError(f"unknown field(s) {', '.join(unknown)}; the form has: {', '.join(dag.params)}")
+    conf = form_values(dag, conf)
     params = copy.deepcopy(dag.params)
     try:
         params.update(conf)
         return params.validate()
-    except ParamValidationError as error:
-        raise ConfError(str(error)) from None
+    except ParamValidationError as error:  # a rule form.py does not know: Airflow's first line says which field
+        raise ConfError(str(error).splitlines()[0]) from None
+
+
+def check_resources(pods):
+    """ResourceError listing every step whose cpu or memory the cluster would refuse."""
+    problems = []
+    for step, pod in pods.items():
+        resources = pod["spec"]["containers"][0].get("resources") or {}
+        requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+        for kind in ("cpu", "memory"):
+            if kind in requests and kind in limits:
+                problems += resource_problems(step, kind, requests[kind], limits[kind])
+    if problems:
+        raise ResourceError("RESOURCES in the DAG cannot work:\n" + "\n".join(problems))
 
 
 @functools.lru_cache(maxsize=None)
@@ -75,6 +108,9 @@ def render_pod(task, params, conf, run_id="manual__render"):
 
 
 def render_pods(dag, conf, run_id="manual__render"):
-    """{step: pod manifest} for every step of the DAG, in order."""
+    """{step: pod manifest} for every step of the DAG, in order; ConfError or ResourceError if a run could not start."""
     params = validate_conf(dag, conf)
-    return {task.task_id: render_pod(task, params, conf, run_id) for task in dag.tasks}
+    conf = form_values(dag, conf)
+    pods = {task.task_id: render_pod(task, params, conf, run_id) for task in dag.tasks}
+    check_resources(pods)
+    return pods

@@ -19,10 +19,32 @@ RELEASE_TAG = re.compile(f"^v{SEMVER}$")
 # A Kubernetes quantity as the cluster accepts it for cpu and memory: "1", "500m", "1.5Gi", ".5".
 QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 QUANTITY = re.compile(QUANTITY_PATTERN)
+
+# An environment variable name, as the form's env field and the env_vars answer take it.
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 QUANTITY_FACTOR = {
     "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
 }  # fmt: skip
+
+
+# An image tag as the registry takes it. A release tag v0.2.0 publishes the image tag 0.2.0, never v0.2.0:
+# the form refuses v0.2.0 (an image that never exists); the commands turn it into 0.2.0 (image_tag below).
+IMAGE_TAG_PATTERN = r"^(?!v[0-9]+\.[0-9])[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+IMAGE_TAG_HELP = "The git tag v0.2.0 publishes the image tag 0.2.0."
+CPU_EXAMPLES, MEMORY_EXAMPLES = ["4", "500m"], ["16Gi", "512Mi"]
+# What each field of the generated DAGs' Trigger form takes, and valid values, for error messages.
+FORM_RULES = {
+    "image_tag": ("an image tag: letters, digits, '.', '_', '-', and not the git tag's v", ["0.2.0", "dev-1a2b3c4"]),
+    "cpu": ("a Kubernetes quantity", CPU_EXAMPLES),
+    "memory": ("a Kubernetes quantity", MEMORY_EXAMPLES),
+    "env": ("a JSON object of text values", [{"EPOCHS": "3"}]),
+}
+
+
+def image_tag(text):
+    """The image tag a person means: 'v0.2.0' (the git tag) -> '0.2.0'; any other text as it is."""
+    return text[1:] if RELEASE_TAG.match(text) else text
 
 
 def release_version(tag):
@@ -44,3 +66,16 @@ def quantity_value(text):
     """'1.5Gi' -> 1610612736.0, to compare a request with its limit."""
     number, unit = QUANTITY.match(text).group(1, 3)
     return float(number) * QUANTITY_FACTOR[unit or ""]
+
+
+def resource_problems(step, kind, request, limit):
+    """What is wrong with a step's [request, limit] of cpu or memory, one sentence each (none: they are valid)."""
+    examples = CPU_EXAMPLES if kind == "cpu" else MEMORY_EXAMPLES
+    problems = [
+        f"step {step}: {kind} {name} {value!r} is not a Kubernetes quantity, e.g. {' or '.join(examples)}"
+        for name, value in (("request", request), ("limit", limit))
+        if not QUANTITY.match(str(value))
+    ]
+    if not problems and quantity_value(str(request)) > quantity_value(str(limit)):
+        problems.append(f"step {step}: {kind} request {request} is above its limit {limit}; the cluster refuses it")
+    return problems

@@ -98,12 +98,16 @@ def defines_dag_id(text, dag_id):
 
 def check_imports(path, dag_id, shown_as):
     """Parse the file as Airflow's scheduler will: a DAG that does not import is never synced."""
+    from .render import ResourceError, render_pods
+
     try:
         dag = load_dag(path, dag_id)
-    except DagError as error:
+        render_pods(dag, {})  # a run with the form left empty must start: resources the cluster accepts
+    except (DagError, ResourceError) as error:
+        refused = "would start pods the cluster refuses"
+        verdict = "does not import in Airflow" if isinstance(error, DagError) else refused
         raise SyncError(
-            f"{error}\n{shown_as} does not import in Airflow; nothing was synced. "
-            "Run 'make test' in the job repo to see why."
+            f"{error}\n{shown_as} {verdict}; nothing was synced. Run 'make test' in the job repo to see why."
         ) from None
     print(f"DAG {dag_id} imports: {len(dag.tasks)} task(s)")
 

@@ -10,6 +10,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from .form import as_form_sends_it, form_problems
+from .rules import image_tag
+
 
 class TriggerError(Exception):
     """Something the user can fix: the message says what."""
@@ -64,8 +67,10 @@ class Airflow:
             raise TriggerError(f"Airflow refused the run ({status}): {detail}")
         return answer
 
-    def form_fields(self):
-        return set(self.request("GET", f"/dags/{self.dag_id}/details").get("params") or {})
+    def form_schemas(self):
+        """{field: its JSON schema}: the DAG's Trigger form, as Airflow serves it (2 and 3 alike)."""
+        params = self.request("GET", f"/dags/{self.dag_id}/details").get("params") or {}
+        return {name: (param.get("schema") or {}) if isinstance(param, dict) else {} for name, param in params.items()}
 
     def trigger(self, conf):
         body = {"conf": conf}
@@ -101,7 +106,7 @@ def build_conf(conf_json=None, tag=None, command=None, env=None, cpu=None, memor
     except json.JSONDecodeError as error:
         raise TriggerError(f"--conf is not valid JSON: {error}") from None
     if tag:
-        conf["image_tag"] = tag.removeprefix("v")
+        conf["image_tag"] = image_tag(tag)
     if command:
         conf["command"] = command
     if env:
@@ -113,14 +118,17 @@ def build_conf(conf_json=None, tag=None, command=None, env=None, cpu=None, memor
     return conf
 
 
-def check_fields(conf, fields):
-    """Airflow accepts unknown fields silently: catch typos, and `command` on a job of several steps."""
-    if "command" in conf and "command" not in fields:
-        example = json.dumps({min(f for f in fields if f.endswith("_command")): conf["command"]})
+def checked_form(conf, schemas):
+    """The conf as the form would send it; TriggerError naming each bad field, before any run starts.
+    (Airflow accepts unknown fields silently: typos, and `command` on a job of several steps, are caught here.)"""
+    if "command" in conf and "command" not in schemas:
+        example = json.dumps({min(f for f in schemas if f.endswith("_command")): conf["command"]})
         raise TriggerError(f"this job has several steps: give a step its command with --conf '{example}'")
-    unknown = ", ".join(sorted(set(conf) - fields))
-    if unknown:
-        raise TriggerError(f"the form has no field {unknown}; it has: {', '.join(sorted(fields))}")
+    conf = as_form_sends_it(conf, schemas)
+    problems = form_problems(conf, schemas)
+    if problems:
+        raise TriggerError("the Trigger form would refuse these values:\n" + "\n".join(f"  {p}" for p in problems))
+    return conf
 
 
 FINISHED = {"success", "failed"}

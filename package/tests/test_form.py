@@ -1,0 +1,81 @@
+"""The Trigger form's values, as `make render` and `make trigger` check them: one line per bad field,
+saying what is wrong and what a valid value looks like; what a person types in the form is accepted."""
+
+import pytest
+from confiance_job.form import as_form_sends_it, form_problems
+from confiance_job.rules import ENV_NAME_PATTERN, IMAGE_TAG_PATTERN, QUANTITY_PATTERN, image_tag
+
+# The schemas of a generated DAG's form fields, as Airflow serves them.
+SCHEMAS = {
+    "image_tag": {"type": "string", "pattern": IMAGE_TAG_PATTERN, "title": "Image tag"},
+    "command": {"type": ["null", "string"], "title": "Command"},
+    "env": {
+        "type": ["null", "object"],
+        "additionalProperties": {"type": "string"},
+        "propertyNames": {"pattern": ENV_NAME_PATTERN},
+        "title": "Extra environment variables",
+    },
+    "cpu": {"type": ["null", "string"], "pattern": QUANTITY_PATTERN, "title": "CPU"},
+    "memory": {"type": ["null", "string"], "pattern": QUANTITY_PATTERN, "title": "Memory"},
+}
+
+
+def problems(conf):
+    return form_problems(as_form_sends_it(conf, SCHEMAS), SCHEMAS)
+
+
+@pytest.mark.parametrize(
+    "conf, problem",
+    [
+        ({"memory": "8 GB"}, 'memory: "8 GB" is not a Kubernetes quantity. For example: "16Gi" or "512Mi"'),
+        ({"cpu": "two"}, 'cpu: "two" is not a Kubernetes quantity. For example: "4" or "500m"'),
+        ({"cpu": True}, 'cpu: must be empty or text, not true. For example: "4" or "500m"'),
+        ({"image_tag": "latest tag"}, 'image_tag: "latest tag" is not an image tag: letters, digits'),
+        ({"image_tag": ""}, 'image_tag: "" is not an image tag'),
+        ({"env": {"EPOCHS": 3}}, 'env: every value must be text: "EPOCHS": 3. For example: {"EPOCHS": "3"}'),
+        ({"env": {"1BAD": "x"}}, 'env: "1BAD": not a variable name (letters, digits, _)'),
+        ({"env": ["EPOCHS=3"]}, 'env: must be empty or a JSON object, not ["EPOCHS=3"]'),
+        ({"imagetag": "0.2.0"}, "the form has no field imagetag; it has: command, cpu, env, image_tag, memory"),
+    ],
+    ids=["memory", "cpu", "cpu-bool", "tag-space", "tag-empty", "env-number", "env-name", "env-list", "typo"],
+)
+def test_a_bad_value_gives_the_field_what_is_wrong_and_an_example(conf, problem):
+    [line] = problems(conf)
+    assert line.startswith(problem)
+    assert "^" not in line and "schema" not in line  # never the pattern or a schema dump
+
+
+def test_every_bad_field_is_reported_at_once():
+    assert len(problems({"cpu": "x", "memory": "y", "image_tag": "a b"})) == 3
+
+
+@pytest.mark.parametrize("number, text", [(4, "4"), (0.5, "0.5"), (2.0, "2")])
+def test_a_number_for_cpu_is_taken_as_the_form_sends_what_is_typed_in_it(number, text):
+    assert as_form_sends_it({"cpu": number}, SCHEMAS) == {"cpu": text}
+    assert problems({"cpu": number}) == []
+
+
+def test_a_number_is_never_turned_into_text_where_the_form_takes_json():
+    assert problems({"env": {"EPOCHS": 3}}) != []  # the env field is JSON: Airflow refuses a number there too
+
+
+@pytest.mark.parametrize(
+    "typed, tag",
+    [
+        ("v0.2.0", "0.2.0"),
+        ("v1.0.0-rc.1", "1.0.0-rc.1"),
+        ("0.2.0", "0.2.0"),
+        ("dev-1a2b3c4", "dev-1a2b3c4"),
+        ("vendor", "vendor"),
+    ],
+)
+def test_the_git_tag_names_its_image_everywhere(typed, tag):
+    assert image_tag(typed) == tag
+    assert as_form_sends_it({"image_tag": typed}, SCHEMAS) == {"image_tag": tag}
+
+
+def test_the_form_itself_refuses_the_git_tag_an_image_never_has():
+    import re
+
+    assert not re.search(IMAGE_TAG_PATTERN, "v0.2.0")
+    assert all(re.search(IMAGE_TAG_PATTERN, tag) for tag in ("0.2.0", "1.0.0-rc.1", "dev-1a2b3c4", "latest", "v2"))
