@@ -195,6 +195,10 @@ def main():
     check("ci_templates_ref", GIT_REF, "a branch or tag name", "master")
     check("dags_repo_url", re.compile(r"^https://\S+$"), "an https:// clone URL (the sync job pushes with a token)", "https://git.irt-systemx.fr/confianceai/ec_1/infra/airflow-dags.git")
     check("dags_branch", GIT_REF, "a branch name", "master")
+    uri = ANSWERS["mlflow_tracking_uri"].strip()
+    if uri and (not re.match(r"^https?://[^\s/@]+(/\S*)?$", uri)):
+        fail("mlflow_tracking_uri", "the tracking server's http(s) URL, without credentials (they come from a Secret)",
+             "https://mlflow.example.org")
     folder = ANSWERS["dags_folder"]
     if folder != "." and (".." in folder.split("/") or not GIT_REF.match(folder)):
         fail("dags_folder", "a folder inside the dags repository ('.' for its top level)", "jobs")

@@ -9,10 +9,16 @@ Each step of the job is a subcommand, run by one pod in Airflow:
 Put your code in the step functions below. Settings come from command-line
 options or environment variables (the DAG and the Trigger form set those):
 DATA_DIR holds shared inputs; RUN_DIR is this run's own folder, where the steps
-of one run pass files to each other and no other run writes.
+of one run pass files to each other and no other run writes.{% if cookiecutter.mlflow_tracking_uri.strip() %}
+Every step of one Airflow run logs into one MLflow run (see mlflow_run below).{% endif %}
+
+Keep these promises, the repo's tests check them (tests/test_main.py): each step
+exits 0 when it worked and 1 with the reason logged when it failed; --dry-run
+writes nothing, for every step, even before any step has run.
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -29,13 +35,16 @@ log = logging.getLogger("{{ cookiecutter.project_slug }}")
 def {{ step }}(settings):
     """The '{{ step }}' step. Replace this example with your code."""
 {%- if loop.first %}
-    # RUN_ID and IMAGE_TAG say which run and which version made a result: tag your outputs
-    # (or MLflow runs: mlflow.set_tags({"airflow_run_id": settings.run_id})) with them.
+    # RUN_ID and IMAGE_TAG say which run and which version made a result: tag your outputs with them.
     result = {"step": "{{ step }}", "run_id": settings.run_id, "image_tag": settings.image_tag}
 {%- else %}
     # Steps of one run share files through the run folder (on NFS in the cluster).
-    previous = load_json(settings.run_dir / "{{ steps[loop.index0 - 1] }}.json")
+    previous = load_json(settings, "{{ steps[loop.index0 - 1] }}.json")
     result = {"step": "{{ step }}", "after": previous["step"], "run_id": settings.run_id}
+{%- endif %}
+{%- if cookiecutter.mlflow_tracking_uri.strip() %}
+    if settings.mlflow:  # inside this run's MLflow run: log params, metrics, models, files
+        settings.mlflow.log_dict(result, "{{ step }}.json")
 {%- endif %}
     save_json(settings, "{{ step }}.json", result)
 {% endfor %}
@@ -58,10 +67,38 @@ def save_json(settings, name, data):
     log.info("wrote %s", path)
 
 
-def load_json(path):
+def load_json(settings, name):
+    """Read <run dir>/<name>, written by an earlier step of this run. With --dry-run, a missing
+    file is only reported: a dry run of any step works before the earlier steps have run."""
+    path = settings.run_dir / name
     if not path.exists():
+        if settings.dry_run:
+            log.info("dry run: %s is not there yet (an earlier step writes it)", path)
+            return {"step": "(dry run)"}
         raise FileNotFoundError(f"{path} not found: did the previous step run with the same RUN_DIR?")
     return json.loads(path.read_text())
+
+
+@contextlib.contextmanager
+def mlflow_run(settings):
+    """The MLflow run of this Airflow run: every step, and every retry of a step, logs into the same one
+    (found by its airflow_run_id tag), so a later step can load the model an earlier step logged.
+    Without MLFLOW_TRACKING_URI (the DAG sets it), or with --dry-run, nothing is tracked."""
+    if settings.dry_run or not os.environ.get("MLFLOW_TRACKING_URI"):
+        yield None
+        return
+    import mlflow  # in requirements.txt; credentials come from MLFLOW_TRACKING_USERNAME/PASSWORD (a Secret)
+
+    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", log.name))
+    tag = f"tags.airflow_run_id = '{settings.run_id}'"
+    found = mlflow.search_runs(filter_string=tag, max_results=1, output_format="list")
+    if found:
+        run = mlflow.start_run(run_id=found[0].info.run_id)
+    else:
+        tags = {"airflow_run_id": settings.run_id, "image_tag": settings.image_tag}
+        run = mlflow.start_run(run_name=settings.run_id, tags=tags)
+    with run:
+        yield mlflow
 
 
 def parse_args(argv=None):
@@ -90,6 +127,7 @@ def parse_args(argv=None):
     settings = parser.parse_args(argv)
     settings.run_dir = settings.run_dir or settings.data_dir / "runs" / settings.run_id
     settings.image_tag = os.environ.get("IMAGE_TAG", "dev")  # set by the DAG: the image's version
+    settings.mlflow = None  # set by main() while a step runs with MLflow
     return settings
 
 
@@ -104,7 +142,9 @@ def main(argv=None):
     mode = " (dry run)" if settings.dry_run else ""
     log.info("step %s of run %s starts%s, run dir %s", settings.step, settings.run_id, mode, settings.run_dir)
     try:
-        STEPS[settings.step](settings)
+        with mlflow_run(settings) as tracking:
+            settings.mlflow = tracking  # the mlflow module inside the run's MLflow run, or None
+            STEPS[settings.step](settings)
     except Exception:
         log.exception("step %s failed", settings.step)
         return 1  # a non-zero exit marks the Airflow task as failed

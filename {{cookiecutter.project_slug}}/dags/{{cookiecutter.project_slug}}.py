@@ -9,8 +9,8 @@ image tag, command, env and resources) or with `make trigger` in the job repo.
 CI copies this file to the airflow-dags repository on every release tag.
 """
 
-import re
 from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from kubernetes.client import models as k8s
@@ -56,6 +56,8 @@ SECRETS = {{ cookiecutter.secrets | items | tojson }}
 
 # A Kubernetes quantity, as the form's cpu and memory fields take it: 4, 500m, 16Gi.
 QUANTITY = r"{{ quantity_pattern }}"
+# An image tag: 0.2.0, dev-1a2b3c4. Not v0.2.0: that is the git tag, and no image has it.
+IMAGE_TAG_PATTERN = r"{{ image_tag_pattern }}"
 
 # GPU steps run on the GPU nodes, which only GPU pods may use (taint nvidia.com/gpu).
 GPU_NODE_TYPE = "{{ cookiecutter.gpu_instance_type }}"
@@ -113,25 +115,37 @@ def gpu_placement(step):
     }
 
 
+def run_folder(run_id):
+    """The folder name of a run: its id, every character but letters, digits, _ . - written as %XX
+    (manual__2026-01-01T06:00:00+00:00 -> manual__2026-01-01T06%3A00%3A00%2B00%3A00).
+    A safe name, and one-to-one: two runs never share a folder."""
+    folder = quote(run_id, safe="").replace("~", "%7E")
+    return "%2E" + folder[1:] if folder.startswith(".") else folder  # never "." or ".."
+
+
 def run_env(context):
     """What a run adds to the env: its id, its own folder, the image tag and the try number."""
     run_id = context["run_id"]
     return {
         "RUN_ID": run_id,
-        "RUN_DIR": f"{DATA_DIR}/runs/{re.sub(r'[^A-Za-z0-9._-]+', '_', run_id)}",  # a safe folder name
+        "RUN_DIR": f"{DATA_DIR}/runs/{run_folder(run_id)}",
         "IMAGE_TAG": str(context["params"]["image_tag"]),
         "TRY_NUMBER": str(context["ti"].try_number),
     }
 
+
+missing = [step for step in STEPS if step not in RESOURCES]
+if missing:  # say it here: Airflow shows this message as the DAG's import error
+    raise ValueError(f"RESOURCES has no line for step {', '.join(missing)}: add one per step of STEPS")
 
 # The fields of the Trigger form. Every optional field may be left empty.
 PARAMS = {
     "image_tag": Param(
         DEFAULT_IMAGE_TAG,
         type="string",
-        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+        pattern=IMAGE_TAG_PATTERN,
         title="Image tag",
-        description=f"Version of {IMAGE} to run. A git tag v0.2.0 publishes 0.2.0.",
+        description=f"Version of {IMAGE} to run, e.g. 0.2.0. {{ image_tag_help }}",
     ),
     **{
         command_field(step): Param(
@@ -146,7 +160,7 @@ PARAMS = {
         None,
         type=["null", "object"],
         additionalProperties={"type": "string"},
-        propertyNames={"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+        propertyNames={"pattern": r"{{ env_name_pattern }}"},
         title="Extra environment variables",
         description='A JSON object of strings, added to every step, e.g. {"EPOCHS": "3"}. '
         "Stored and shown in Airflow: no passwords here (see SECRETS).",

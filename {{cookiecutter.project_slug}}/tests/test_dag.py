@@ -1,8 +1,9 @@
-"""Tests of the DAG: it imports in Airflow, and the pods it starts are valid.
+"""Tests of the DAG: it imports in Airflow, runs main.py's steps, and the pods it starts are valid.
 
 The pods are built by the KubernetesPodOperator itself (through the platform's
 `confiance-job` package, as `make render` does) and checked against the
-Kubernetes API schema of the cluster, offline.
+Kubernetes API schema of the cluster, offline. A failure here names what to fix
+in dags/{{ cookiecutter.project_slug }}.py (its STEPS and RESOURCES tables) or in main.py.
 """
 
 import importlib.util
@@ -18,6 +19,8 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate")
 from confiance_job.dags import load_dagbag  # noqa: E402  (after the skips above)
 from confiance_job.render import ConfError, render_pods, validate_conf  # noqa: E402
 from confiance_job.rules import KUBERNETES_VERSION  # noqa: E402
+
+import main  # noqa: E402
 
 DAG_FILE = Path(__file__).resolve().parent.parent / "dags" / "{{ cookiecutter.project_slug }}.py"
 
@@ -35,7 +38,7 @@ def dag():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dagbag = load_dagbag(DAG_FILE)
-    assert dagbag.import_errors == {}
+    assert dagbag.import_errors == {}, "the DAG does not import:\n" + "\n".join(dagbag.import_errors.values())
     ours = [w for w in caught if w.filename == str(DAG_FILE)]
     assert ours == [], [str(w.message) for w in ours]
     return dagbag.dags["{{ cookiecutter.project_slug }}"]
@@ -45,10 +48,19 @@ def env_of(pod):
     return {var["name"]: var["value"] for var in pod["spec"]["containers"][0]["env"]}
 
 
-def test_the_steps_run_one_after_the_other(dag):
-    steps = list(dag.task_dict)
-    assert steps == {{ cookiecutter.steps | items | tojson }}
-    for before, after in pairwise(steps):
+def what_to_fix(dag_steps, main_steps):
+    """What to change so that the DAG and main.py have the same steps."""
+    fixes = [f"add `def {step}(settings)` to main.py and to its STEPS" for step in dag_steps if step not in main_steps]
+    fixes += [f"add {step!r} to STEPS and RESOURCES in the DAG" for step in main_steps if step not in dag_steps]
+    return "; ".join(fixes) or "list the steps in the same order"
+
+
+def test_the_dag_runs_the_steps_of_main_py_in_order(dag):
+    dag_steps, main_steps = list(dag.task_dict), list(main.STEPS)
+    assert dag_steps == main_steps, (
+        f"the DAG runs {dag_steps}, main.py has {main_steps}: {what_to_fix(dag_steps, main_steps)}"
+    )
+    for before, after in pairwise(dag_steps):
         assert dag.task_dict[after].upstream_task_ids == {before}
 
 
@@ -59,13 +71,16 @@ def test_the_steps_run_one_after_the_other(dag):
         {"image_tag": "0.2.0"},
         {"image_tag": "1.0.0-rc.1", "env": {"EPOCHS": "3"}, "cpu": "500m", "memory": "16Gi"},
         {"env": None, "cpu": None, "memory": None},  # what an empty form sends
+        {"image_tag": "v0.2.0", "cpu": 4},  # the git tag and a number, as a person types them: image 0.2.0, cpu "4"
     ],
-    ids=["defaults", "tag", "everything", "empty-form"],
+    ids=["defaults", "tag", "everything", "empty-form", "as-typed"],
 )
 def test_every_pod_is_a_valid_kubernetes_pod(dag, conf):
+    # render_pods also checks each step's RESOURCES as the cluster would (quantities, request <= limit).
+    tag = str(conf.get("image_tag", dag.params["image_tag"])).removeprefix("v")
     for pod in render_pods(dag, conf).values():
         kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
-        assert pod["spec"]["containers"][0]["image"].endswith(":" + conf.get("image_tag", dag.params["image_tag"]))
+        assert pod["spec"]["containers"][0]["image"].endswith(":" + tag)
 
 
 def test_the_form_sets_command_env_and_resources(dag):
@@ -99,33 +114,34 @@ def test_every_step_gets_the_secrets_as_env_never_their_values(dag):
         assert env_from == [{"secretRef": {"name": name}} for name in secrets]
 
 
-def test_each_run_writes_to_a_folder_of_its_own(dag):
-    first, second = render_pods(dag, {}, "manual__2026-01-01T00:00:00+00:00"), render_pods(dag, {}, "manual__second")
-    for step in first:
-        first_env, second_env = env_of(first[step]), env_of(second[step])
-        assert first_env["RUN_DIR"] == first_env["DATA_DIR"] + "/runs/manual__2026-01-01T00_00_00_00_00"
-        assert first_env["RUN_DIR"] != second_env["RUN_DIR"]
-        assert (first_env["RUN_ID"], first_env["IMAGE_TAG"], first_env["TRY_NUMBER"]) == (
-            "manual__2026-01-01T00:00:00+00:00",
-            dag.params["image_tag"],
-            "1",
-        )
+def test_each_run_writes_to_a_folder_of_its_own_whatever_its_id(dag):
+    # Valid Airflow run ids that a lossy mapping would merge: each must get its own folder.
+    run_ids = ["manual__2026-01-01T00:00:00+00:00", "manual__x~y:z+1", "manual__x:y+z~1", "manual__x_y_z_1", ".."]
+    folders = {}
+    for run_id in run_ids:
+        env = env_of(render_pods(dag, {}, run_id)[dag.tasks[0].task_id])
+        assert (env["RUN_ID"], env["IMAGE_TAG"], env["TRY_NUMBER"]) == (run_id, dag.params["image_tag"], "1")
+        runs, _, folders[run_id] = env["RUN_DIR"].rpartition("/")
+        assert runs == env["DATA_DIR"] + "/runs" and folders[run_id] not in (".", "..")
+    assert len(set(folders.values())) == len(run_ids), folders
+    assert folders["manual__2026-01-01T00:00:00+00:00"] == "manual__2026-01-01T00%3A00%3A00%2B00%3A00"  # readable
 
 
 @pytest.mark.parametrize(
     "conf, message",
     [
-        ({"image_tag": "latest tag"}, "does not match"),
-        ({"image_tag": ""}, "does not match"),
-        ({"env": {"EPOCHS": 3}}, "is not of type 'string'"),
-        ({"env": {"1BAD": "x"}}, "does not match"),
-        ({"env": ["EPOCHS=3"]}, "is not of type"),
-        ({"cpu": "two"}, "does not match"),
-        ({"memory": "8 GB"}, "does not match"),
-        ({"imagetag": "0.2.0"}, "unknown field"),
+        ({"image_tag": "latest tag"}, 'image_tag: "latest tag" is not an image tag'),
+        ({"image_tag": ""}, 'image_tag: "" is not an image tag'),
+        ({"env": {"EPOCHS": 3}}, 'env: every value must be text: "EPOCHS": 3'),
+        ({"env": {"1BAD": "x"}}, 'env: "1BAD": not a variable name'),
+        ({"env": ["EPOCHS=3"]}, "env: must be empty or a JSON object"),
+        ({"cpu": "two"}, 'cpu: "two" is not a Kubernetes quantity. For example: "4" or "500m"'),
+        ({"memory": "8 GB"}, 'memory: "8 GB" is not a Kubernetes quantity. For example: "16Gi" or "512Mi"'),
+        ({"imagetag": "0.2.0"}, "the form has no field imagetag"),
     ],
     ids=["tag-with-space", "empty-tag", "env-not-string", "env-bad-name", "env-not-object", "cpu", "memory", "typo"],
 )
-def test_invalid_form_values_are_rejected(dag, conf, message):
-    with pytest.raises(ConfError, match=message):
+def test_invalid_form_values_are_refused_with_the_field_and_an_example(dag, conf, message):
+    with pytest.raises(ConfError) as refused:
         validate_conf(dag, conf)
+    assert str(refused.value).startswith(message)
