@@ -14,9 +14,10 @@ TEMPLATE_DIR = {{ template_dir | tojson }}
 
 # cruft (create, update) renders the template itself, sets _commit and writes .cruft.json on its own.
 MADE_BY_CRUFT = "_commit" in CONTEXT
-# Files `cruft update` leaves alone: they are the user's from the first commit. main.py is not here: cruft
-# applies the template's changes as a diff, so the user's code stays wherever the two do not touch the same lines.
-CRUFT_SKIP = ["requirements.txt", "tests/test_main.py"]
+# Files `cruft update` leaves alone: they are the user's from the first commit. main.py too: once the user's
+# code replaces the example, a changed steps answer rewrites the same lines and git's merge leaves conflict
+# markers in it. The job repo's tests name what main.py lacks instead (a step the DAG runs, for example).
+CRUFT_SKIP = ["main.py", "requirements.txt", "tests/test_main.py"]
 # What cookiecutter knows of this one run (local paths, the --checkout option): cruft keeps none of it in the context.
 RUN_ONLY_KEYS = {"_output_dir", "_repo_dir", "_checkout"}
 

@@ -132,11 +132,13 @@ def test_cruft_update_brings_the_template_change_and_keeps_the_users_code(templa
     assert cruft(job_repo, "check", check=False).returncode == 1  # the template moved on
     before = (job_repo / ".cruft.json").read_text()
 
+    users_main = (job_repo / "main.py").read_text()
+
     cruft_update(job_repo)
 
     assert '"retries": 2,' in (job_repo / "dags" / "my-job.py").read_text()
-    main_py = (job_repo / "main.py").read_text()
-    assert USER_CODE in main_py and TEMPLATE_NOTE in main_py  # the user's code, and the template's change
+    # main.py is the user's: the template's change to it stays out, so their code never gets conflict markers.
+    assert (job_repo / "main.py").read_text() == users_main and USER_CODE in users_main
     assert conflicts(job_repo) == []
     cruft(job_repo, "check")
     # The hook wrote .cruft.json exactly as cruft does: the update changed nothing but the commit.
@@ -163,11 +165,12 @@ def test_a_change_to_the_same_lines_keeps_both_versions_for_the_user_to_choose(t
     assert git("diff", "--name-only", "--diff-filter=U", cwd=job_repo) == "dags/my-job.py"
     dag = (job_repo / "dags" / "my-job.py").read_text()
     assert '"retries": 5,  # our job is flaky' in dag and '"retries": 2,' in dag and "<<<<<<<" in dag
-    assert TEMPLATE_NOTE in (job_repo / "main.py").read_text()  # the rest of the update landed
+    assert TEMPLATE_NOTE not in (job_repo / "main.py").read_text()  # main.py is the user's, never merged
 
 
 def test_files_that_are_the_users_are_never_updated(template, job_repo):
     users_files = {
+        "main.py": "STEPS = {}\n\n\ndef main(argv=None):\n    return 0\n",
         "requirements.txt": "pandas==2.2.3\n",
         "tests/test_main.py": "def test_my_code():\n    assert True\n",
         "tests/test_more.py": "def test_more():\n    assert True\n",
@@ -178,6 +181,7 @@ def test_files_that_are_the_users_are_never_updated(template, job_repo):
     job_template = template / "{{cookiecutter.project_slug}}"
     edit(job_template / "requirements.txt", "# The packages", "# All the packages")
     edit(job_template / "tests" / "test_main.py", '"""Tests of main.py:', '"""The tests of main.py:')
+    edit(job_template / "main.py", "# ---- Plumbing:", TEMPLATE_NOTE + "# ---- Plumbing:")
     commit_all(template, "Template v2: wording")
 
     cruft_update(job_repo)
