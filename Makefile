@@ -1,16 +1,20 @@
 # confiance-job: the template's own commands.
-#   make job     generate a job repo (ARGS="--no-input" for the defaults)
+#   make job     generate a job repo next to this folder (ARGS: cookiecutter's options and answers,
+#                e.g. ARGS='--no-input project_name="Air Quality" steps=prepare,train'; OUTPUT_DIR=.. by default)
 #   make test    run the whole test suite
 #   make bench   measure against the platform's hand-made template
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
+OUTPUT_DIR ?= ..
 PYTEST_ARGS ?= -n auto --dist loadgroup
 BENCH_ARGS ?=
+OUTPUT_DIR ?= ..
 
+# Answers come after the template's folder; the job repo goes outside this checkout (a repo of its own).
 job: $(BIN)/cookiecutter
-	$(BIN)/cookiecutter $(ARGS) .
+	$(BIN)/cookiecutter . --output-dir $(OUTPUT_DIR) $(ARGS)
 
 test: $(BIN)/cookiecutter
 	$(BIN)/pytest $(PYTEST_ARGS)

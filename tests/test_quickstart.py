@@ -21,6 +21,28 @@ def test_the_generate_command_makes_a_job_repo(tmp_path):
     assert (tmp_path / "my-job" / "dags" / "my-job.py").is_file()
 
 
+def checkout_of_this_template(folder):
+    """A git checkout holding this template's files as they are now (committed or not)."""
+    for name in run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT).stdout.splitlines():
+        if (ROOT / name).is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes((ROOT / name).read_bytes())
+    run(["git", "init", "-q", "-b", "main"], cwd=folder)
+    run(["git", "add", "."], cwd=folder)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "template"], cwd=folder)
+    return folder
+
+
+def test_the_generate_command_takes_answers_and_writes_next_to_the_checkout_not_in_it(tmp_path):
+    clone = checkout_of_this_template(tmp_path / "confiance-job")
+    answers = 'ARGS=--no-input project_name="Air Liquide TimeSeries" steps=prepare,train,predict'
+    made = run(["make", "-C", clone, "job", answers, f"VENV={ROOT / '.venv'}"])
+    assert "uncommitted changes" not in made.stdout + made.stderr
+    dag = (tmp_path / "air-liquide-timeseries" / "dags" / "air-liquide-timeseries.py").read_text()
+    assert '"prepare": "python main.py prepare"' in dag
+    assert run(["git", "status", "--porcelain"], cwd=clone).stdout == ""  # a second bake sees a clean template
+
+
 def test_ci_runs_the_readme_test_command_last_with_engines_required():
     lines = (ROOT / ".ci" / "run").read_text().strip().splitlines()
     assert "export CONFIANCE_REQUIRE_ENGINES=1" in lines
