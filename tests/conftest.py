@@ -148,6 +148,10 @@ CYCLED_OPTIONS = {
     "schedule": {"none": ("manual", {"schedule": "none"}), "cron": ("cron", {"schedule": "0 6 * * 1"})},
     "secrets": {"none": ("nosecrets", {"secrets": ""}), "some": ("secrets", {"secrets": "mlflow-credentials"})},
     "env_vars": {"none": ("noenv", {"env_vars": ""}), "some": ("env", {"env_vars": "DATASET=/nfsdata/team/data"})},
+    "mlflow_tracking_uri": {
+        "none": ("nomlflow", {"mlflow_tracking_uri": ""}),
+        "some": ("mlflow", {"mlflow_tracking_uri": "https://mlflow.example.org"}),
+    },
     "airflow_version": {
         version: (f"airflow{version}", {"airflow_version": version})
         for version in sorted(AIRFLOW_PROVIDERS, key=lambda version: version != DEFAULTS["airflow_version"])

@@ -179,3 +179,20 @@ def test_the_cli_bakes_with_defaults_and_prints_next_steps(tmp_path):
     assert (tmp_path / "my-job" / "dags" / "my-job.py").is_file()
     assert "git tag v0.1.0 && git push --tags" in result.stdout
     assert "AIRFLOW_DAGS_TOKEN" in result.stdout
+
+
+def test_a_tracking_server_reaches_every_step_with_its_credentials_secret_and_the_client(tmp_path):
+    repo = bake(tmp_path, project_name="Air Liquide TimeSeries", mlflow_tracking_uri="https://mlflow.example.org")
+    dag = (repo / "dags" / "air-liquide-timeseries.py").read_text()
+    assert '"MLFLOW_TRACKING_URI": "https://mlflow.example.org",' in dag
+    assert '"MLFLOW_EXPERIMENT_NAME": "air-liquide-timeseries",' in dag
+    assert 'SECRETS = ["mlflow-credentials"]' in dag  # MLFLOW_TRACKING_USERNAME / _PASSWORD
+    assert "mlflow-skinny==" in (repo / "requirements.txt").read_text()
+    for ignore_file in (".gitignore", ".dockerignore"):
+        assert {"mlruns/", "mlartifacts/", "mlflow.db"} <= set((repo / ignore_file).read_text().split())
+
+
+def test_without_a_tracking_server_nothing_of_mlflow_is_asked_for(tmp_path):
+    repo = bake(tmp_path)
+    assert "MLFLOW" not in (repo / "dags" / "my-job.py").read_text()
+    assert "mlflow" not in (repo / "requirements.txt").read_text()

@@ -53,6 +53,8 @@ INVALID_ANSWERS = [
     ({"env_vars": "1ST=x"}, "env_vars", "'1ST=x' is not NAME=value"),
     ({"env_vars": "RUN_DIR=/tmp"}, "env_vars", "RUN_DIR is set by the DAG for each run"),
     ({"secrets": "mlflow-credentials,S3 Keys"}, "secrets", "'S3 Keys': names of Kubernetes Secrets"),
+    ({"mlflow_tracking_uri": "mlflow.example.org"}, "mlflow_tracking_uri", "the tracking server's http(s) URL"),
+    ({"mlflow_tracking_uri": "https://me:pw@mlflow.example.org"}, "mlflow_tracking_uri", "without credentials"),
 ]
 
 
