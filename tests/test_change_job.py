@@ -13,7 +13,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT, run
+from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, ROOT, ensure_venv, run
 from gitlab import GitLabLoader, git
 from test_template_update import commit_all, conflicts, copy_template
 
@@ -264,3 +264,21 @@ def test_the_generated_repo_says_how_to_change_the_job_before_how_to_update_it(j
     assert readme.index("## Change the job") < readme.index("## Update from the template")
     changes = ["add a step", "remove a step", "rename a step", "give one step other resources", "rename the job"]
     assert [said.split(",")[0].split(" (")[0] for said in readme_commands(job_repo)] == changes
+
+
+def test_after_adding_a_step_the_repos_tests_say_what_main_py_lacks_until_the_user_writes_it(job_repo):
+    python = ensure_venv("airflow3", AIRFLOW_LINES["airflow3"] + AIRFLOW_TOOLS)  # the job repo's `make dev`
+    dag_test = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_dag.py", "-k", "steps"]
+    change(job_repo, "add a step")
+
+    missing = run(dag_test, cwd=job_repo, check=False, timeout=900)
+    assert missing.returncode == 1, missing.stdout
+    assert "def evaluate(settings)" in missing.stdout  # what to write, and where: main.py's STEPS
+
+    users_step = '\n\ndef evaluate(settings) -> None:\n    """Accuracy of the threshold."""\n\n\nSTEPS = {'
+    (job_repo / "main.py").write_text(
+        USERS_MAIN.replace("\n\nSTEPS = {", users_step).replace(
+            '"train": train}', '"train": train, "evaluate": evaluate}'
+        )
+    )
+    assert run(dag_test, cwd=job_repo, timeout=900).returncode == 0
