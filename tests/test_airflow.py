@@ -72,9 +72,11 @@ def expected_env(combo, conf):
     answers = combo.context
     data_dir = f"{answers['nfs_mount_path']}/{answers['project_slug']}" if answers["use_nfs"] else "/data"
     env_vars = dict(item.split("=", 1) for item in split_list(answers["env_vars"]))
+    mlflow = answers["mlflow_tracking_uri"]
     return {
         "JOB_NAME": answers["project_slug"],
         "DATA_DIR": data_dir,
+        **({"MLFLOW_TRACKING_URI": mlflow, "MLFLOW_EXPERIMENT_NAME": answers["project_slug"]} if mlflow else {}),
         **env_vars,
         "RUN_ID": RENDER_RUN_ID,
         "RUN_DIR": f"{data_dir}/runs/{RENDER_RUN_ID}",
