@@ -1,0 +1,187 @@
+"""A new user's first day with a job repo: `make dev` against the Nexus PyPI (pypiserver with
+authentication standing in, tests/pypi.py) with their own pip credentials, what it says when it
+cannot and how it runs again once fixed; and the other make commands' traps on a fresh repo.
+
+Most job repos here need the platform's package only (`platform_only`): make dev then takes
+seconds. The whole install (Airflow and its ~160 dependencies) runs in test_private_index.py."""
+
+import time
+
+import pytest
+from confiance_job import __version__ as PACKAGE_VERSION
+from conftest import bake, need, run
+from pypi import PYPI_SERVER, PrivateIndex, build_distributions
+from test_private_index import clean_pip_env, copy_of_package, index_secrets, leaked
+
+FAIL_FAST = 30  # seconds: a make dev that cannot install says so well before any big download
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    """The confiance-job wheel, built once, for the indexes of this module."""
+    folder = tmp_path_factory.mktemp("wheel")
+    return build_distributions(copy_of_package(folder / "package"), folder / "dist", "--wheel")
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, wheel):
+    """The stand-in index, holding confiance-job."""
+    need(PYPI_SERVER, "pypiserver is not installed (re-run make .venv/bin/cookiecutter)")
+    index = PrivateIndex(tmp_path_factory.mktemp("nexus")).start()
+    try:
+        index.upload(*wheel)
+        yield index
+    finally:
+        index.stop()
+
+
+def job_repo(folder, index, **answers):
+    """A job repo baked for this index (its address without credentials, as cookiecutter.json has it),
+    needing the platform's package only."""
+    repo = bake(folder, pypi_index_url=index.simple_url(credentials=False), **answers)
+    requirement = f"confiance-job=={PACKAGE_VERSION}"
+    assert f"{requirement}\n" in (repo / "requirements-dev.txt").read_text()
+    (repo / "requirements-dev.txt").write_text(f"{requirement}\n")
+    (repo / "requirements.txt").write_text("")
+    return repo
+
+
+def pip_conf(folder, index_url):
+    path = folder / "pip.conf"
+    path.write_text(f"[global]\nindex-url = {index_url}\n")
+    return path
+
+
+def with_password(index, password):
+    return index.simple_url(credentials=False).replace("://", f"://{index.user}:{password}@", 1)
+
+
+def user_env(home, **extra):
+    """A user's machine: their own home folder (~/.netrc, ~/.config/pip), pip reading no file of this one."""
+    home.mkdir(exist_ok=True)
+    return clean_pip_env(HOME=str(home), **extra)
+
+
+def make_dev(repo, env):
+    started = time.perf_counter()
+    result = run(["make", "dev"], cwd=repo, env=env, check=False, timeout=900)
+    result.seconds = time.perf_counter() - started
+    result.printed = result.stdout + result.stderr
+    return result
+
+
+def pip_log(repo):
+    log = repo / ".venv" / "pip.log"
+    return log.read_text() if log.exists() else ""
+
+
+def test_make_dev_says_why_it_cannot_install_and_simply_runs_again_once_fixed(tmp_path, wheel):
+    need(PYPI_SERVER, "pypiserver is not installed (re-run make .venv/bin/cookiecutter)")
+    index = PrivateIndex(tmp_path / "nexus")  # baked into the repo, not started yet: the index is down
+    repo = job_repo(tmp_path, index, project_name="first-day")
+    wrong = "not-the-password"
+    env = user_env(tmp_path / "home", PIP_CONFIG_FILE=str(pip_conf(tmp_path, with_password(index, wrong))))
+    host = index.url.split("/")[2]
+
+    down = make_dev(repo, env)
+    assert down.returncode != 0
+    assert f"make dev: cannot reach the index http://{index.user}:****@{host}/simple/ (no answer" in down.stderr
+    assert "The address comes from INDEX in the Makefile or the index-url of your pip.conf" in down.stderr
+    assert down.seconds < FAIL_FAST, down.seconds
+    logs = [down.printed, pip_log(repo)]
+
+    index.start()
+    try:
+        index.upload(*wheel)
+        refused = make_dev(repo, env)
+        assert refused.returncode != 0
+        assert f"make dev: the index http://{index.user}:****@{host}/simple/ refused the credentials pip sent" in (
+            refused.stderr
+        )
+        assert "~/.config/pip/pip.conf ([global] index-url = https://USER:PASSWORD@" in refused.stderr
+        assert "~/.netrc (machine 127.0.0.1 login USER password PASSWORD)" in refused.stderr
+        assert refused.seconds < FAIL_FAST, refused.seconds
+        assert index.served("GET /simple/confiance-job/", 403)
+        logs += [refused.printed, pip_log(repo)]
+
+        pip_conf(tmp_path, index.simple_url())  # the fix: the right password where pip reads it
+        fixed = make_dev(repo, env)  # no cleanup in between
+        assert fixed.returncode == 0, fixed.printed
+        version = run([repo / ".venv" / "bin" / "confiance-job", "--version"]).stdout
+        assert version.strip() == f"confiance-job {PACKAGE_VERSION}"
+        assert make_dev(repo, env).stdout.strip() == "make: Nothing to be done for 'dev'."
+        logs += [fixed.printed, pip_log(repo), index.log.read_text()]
+    finally:
+        index.stop()
+    assert leaked(index_secrets(index) | {wrong}, *logs) == []
+
+
+def test_make_dev_names_a_package_the_index_does_not_have(index, tmp_path):
+    repo = job_repo(tmp_path, index, project_name="not-published")
+    (repo / "requirements-dev.txt").write_text("confiance-job==99.0.0\n")  # a version not published yet
+    env = user_env(tmp_path / "home", PIP_CONFIG_FILE=str(pip_conf(tmp_path, index.simple_url())))
+    missing = make_dev(repo, env)
+    assert missing.returncode != 0
+    assert (
+        f"make dev: confiance-job==99.0.0 is not in the index http://{index.user}:****@{index.url.split('/')[2]}"
+        f"/simple/ (versions there: {PACKAGE_VERSION})." in missing.stderr
+    )
+    assert "Check its name and version in requirements.txt and requirements-dev.txt" in missing.stderr
+    assert missing.seconds < FAIL_FAST, missing.seconds
+    assert leaked(index_secrets(index), missing.printed, pip_log(repo)) == []
+
+
+def test_make_dev_reads_the_credentials_from_netrc_and_keeps_to_the_nexus_index(index, tmp_path):
+    """Credentials in ~/.netrc; the user's pip.conf points at another index (say, their team's mirror),
+    which make dev must not use instead of the Nexus one."""
+    home = tmp_path / "home"
+    home.mkdir()
+    netrc = home / ".netrc"
+    netrc.write_text(f"machine 127.0.0.1 login {index.user} password {index.password}\n")
+    netrc.chmod(0o600)
+    elsewhere = PrivateIndex(tmp_path / "elsewhere").simple_url(credentials=False)  # another port, nothing there
+    env = user_env(home, PIP_CONFIG_FILE=str(pip_conf(tmp_path, elsewhere)))
+    repo = job_repo(tmp_path, index, project_name="with-netrc")
+    dev = make_dev(repo, env)
+    assert dev.returncode == 0, dev.printed
+    assert (repo / ".venv" / "bin" / "confiance-job").exists()
+    assert f"Looking in indexes: {index.simple_url(credentials=False)}" in dev.stderr
+    assert leaked(index_secrets(index), dev.printed, pip_log(repo)) == []
+
+
+def test_make_dev_reads_the_credentials_from_pip_index_url_as_ci_sets_it(index, tmp_path):
+    """PIP_INDEX_URL wins over the Makefile's index, wherever it points (the job repo's CI test job)."""
+    repo = bake(tmp_path, project_name="in-ci", pypi_index_url="https://nexus.invalid/simple")
+    (repo / "requirements-dev.txt").write_text(f"confiance-job=={PACKAGE_VERSION}\n")
+    dev = make_dev(repo, user_env(tmp_path / "home", PIP_INDEX_URL=index.simple_url()))
+    assert dev.returncode == 0, dev.printed
+    assert leaked(index_secrets(index), dev.printed, pip_log(repo)) == []
+
+
+def test_make_lint_says_when_git_tracks_nothing_yet(index, tmp_path):
+    repo = job_repo(tmp_path, index, project_name="lint-first")
+    env = user_env(tmp_path / "home", PIP_CONFIG_FILE=str(pip_conf(tmp_path, index.simple_url())))
+    dev = make_dev(repo, env)
+    assert dev.returncode == 0, dev.printed
+    assert "make dev: no git repository yet; after git init, .venv/bin/pre-commit install" in dev.stderr
+    run(["git", "init", "-q", "-b", "main"], cwd=repo)
+    lint = run(["make", "lint"], cwd=repo, env=env, check=False)
+    assert lint.returncode != 0
+    assert "make lint: git tracks no file here yet, so there is nothing to check: git add ." in lint.stderr
+
+
+@pytest.mark.parametrize("steps", ["run", "prepare,train,evaluate"])
+def test_make_help_shows_this_jobs_image_and_trigger_fields(tmp_path, steps):
+    repo = bake(tmp_path, project_name="helpful", steps=steps)
+    shown = run(["make", "help"], cwd=repo).stdout
+    assert "$(" not in shown
+    assert "make build    build the image repo.irtsysx.fr:5086/confiance/helpful:dev" in shown
+    if steps == "run":
+        assert 'make trigger TAG=0.2.0 [COMMAND="python main.py run --dry-run"]' in shown
+        assert "make run STEP=run\n" in shown
+    else:
+        assert "COMMAND=" not in shown
+        assert """[CONF='{"prepare_command": "python main.py prepare --dry-run"}']""" in shown
+        assert "make run STEP=prepare (or train, evaluate)" in shown
+        ignored = run(["make", "trigger", "COMMAND=python main.py train"], cwd=repo, check=False)
+        assert ignored.returncode != 0 and "COMMAND is for one-step jobs" in ignored.stderr
