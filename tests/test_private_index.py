@@ -85,7 +85,8 @@ def test_make_dev_installs_the_package_from_the_index_and_the_make_commands_use_
     """`make dev` of a baked repo, pip's index being the stand-in (as PIP_INDEX_URL, the way the job
     repo's CI test job sets it): the package from the authenticated index, the public packages
     (Airflow and its ~160 dependencies) through its redirect to PyPI, as a Nexus group does.
-    Then `make test`, `make render` and `make trigger` run through the installed package."""
+    Then `make test`, `make render` and `make trigger` run through the installed package, and a second
+    `make dev` has nothing to do."""
     repo = bake(tmp_path, project_name="dev-setup")
     assert f"confiance-job=={PACKAGE_VERSION}\n" in (repo / "requirements-dev.txt").read_text()
     env = clean_pip_env(PIP_INDEX_URL=index.simple_url(), PIP_CACHE_DIR=str(CACHE / "pip-dev-setup"))
@@ -95,10 +96,12 @@ def test_make_dev_installs_the_package_from_the_index_and_the_make_commands_use_
     assert index.served(f"GET /packages/{WHEEL}", 200)
     assert index.served("GET /simple/apache-airflow/", 303)  # the public packages through the same index
     assert run([repo / ".venv" / "bin" / "confiance-job", "--version"]).stdout.strip().endswith(PACKAGE_VERSION)
+    assert run(["make", "dev"], cwd=repo, env=env).stdout.strip() == "make: Nothing to be done for 'dev'."
 
     tested = run(["make", "test"], cwd=repo, env=env, timeout=900)
     assert re.search(r"\d+ passed", tested.stdout) and "failed" not in tested.stdout
-    rendered = json.loads(run(["make", "--silent", "render", 'CONF={"image_tag": "0.2.0"}'], cwd=repo, env=env).stdout)
+    # `make render > pods.json` as a user types it: its output is the JSON and nothing else.
+    rendered = json.loads(run(["make", "render", 'CONF={"image_tag": "0.2.0"}'], cwd=repo, env=env).stdout)
     assert rendered["items"][0]["spec"]["containers"][0]["image"].endswith("/dev-setup:0.2.0")
     no_airflow = {**env, "AIRFLOW_URL": "http://127.0.0.1:9", "AIRFLOW_USER": "me", "AIRFLOW_PASSWORD": "x"}
     triggered = run(["make", "trigger", "TAG=0.2.0"], cwd=repo, env=no_airflow, check=False)
