@@ -52,10 +52,12 @@ def podman_secret_content(values):
 
 
 class PodRunner:
-    """`registry` (with .user and .password) gives the pull credentials; None pulls without any."""
+    """`registry` (with .user and .password) gives the pull credentials; None pulls without any.
+    `network` is podman's: "none" (no network at all), or "host" for pods that talk to a service
+    of this machine on loopback (a tracking server standing in for the platform's)."""
 
-    def __init__(self, folder, registry=None):
-        self.folder, self.registry = Path(folder), registry
+    def __init__(self, folder, registry=None, network="none"):
+        self.folder, self.registry, self.network = Path(folder), registry, network
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "containers.conf").write_text(CONTAINERS_CONF)
         self.env = {"CONTAINERS_CONF": str(self.folder / "containers.conf"), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -92,7 +94,8 @@ class PodRunner:
 
     def play(self, path):
         credentials = ["--creds", f"{self.registry.user}:{self.registry.password}"] if self.registry else []
-        return self.podman("kube", "play", "--replace", "--network", "none", "--tls-verify=false", *credentials, path)
+        network = ["--network", self.network]
+        return self.podman("kube", "play", "--replace", *network, "--tls-verify=false", *credentials, path)
 
     def run(self, manifest, nfs_folder, secrets=None):
         """Play the pod, wait for its container, return its exit code and logs, remove it.
