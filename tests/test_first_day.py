@@ -5,15 +5,24 @@ cannot and how it runs again once fixed; and the other make commands' traps on a
 Most job repos here need the platform's package only (`platform_only`): make dev then takes
 seconds. The whole install (Airflow and its ~160 dependencies) runs in test_private_index.py."""
 
+import json
+import re
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 from confiance_job import __version__ as PACKAGE_VERSION
-from conftest import bake, need, run
+from conftest import CACHE, bake, need, run
 from pypi import PYPI_SERVER, PrivateIndex, build_distributions
+from test_guide_jobs import GUIDE_JOBS
 from test_private_index import clean_pip_env, copy_of_package, index_secrets, leaked
 
 FAIL_FAST = 30  # seconds: a make dev that cannot install says so well before any big download
+USER_JOB = Path(__file__).parent / "user_job"
+# Where the generated test_main.py keeps its one test of the example code, which the user replaces.
+EXAMPLE_TESTS = "# ---- About the example code"
+PYTHON_STEP = [".venv/bin/python", "main.py"]
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +194,66 @@ def test_make_help_shows_this_jobs_image_and_trigger_fields(tmp_path, steps):
         assert "make run STEP=prepare (or train, evaluate)" in shown
         ignored = run(["make", "trigger", "COMMAND=python main.py train"], cwd=repo, check=False)
         assert ignored.returncode != 0 and "COMMAND is for one-step jobs" in ignored.stderr
+
+
+# --- the first day of the guide's Air Liquide job, with a data scientist's own code ----------
+
+
+def first_day_commands(readme):
+    """The commands of the job README's First day, in order, as a user copies them."""
+    block = re.search(r"^## First day\n.*?^\*\*2\. .*?^```\n(.*?)^```", readme, re.S | re.M).group(1)
+    return block.splitlines()
+
+
+def with_user_code(repo):
+    """tests/user_job in place of the example: main.py, requirements.txt (pandas, scikit-learn, MLflow),
+    and the user's tests in place of the one test of the example code that the template says to rewrite."""
+    shutil.copy(USER_JOB / "main.py", repo / "main.py")
+    shutil.copy(USER_JOB / "requirements.txt", repo / "requirements.txt")
+    shutil.copy(USER_JOB / "test_main.py", repo / "tests" / "test_forecast.py")
+    generated = (repo / "tests" / "test_main.py").read_text()
+    assert EXAMPLE_TESTS in generated
+    (repo / "tests" / "test_main.py").write_text(generated[: generated.index(EXAMPLE_TESTS)].rstrip() + "\n")
+    return repo
+
+
+def test_the_air_liquide_jobs_first_day_runs_as_its_readme_says(index, tmp_path):
+    """A wrong password first (make dev stops before any big download), then the README's commands
+    as written: make dev installs Airflow, pandas, scikit-learn and MLflow through the index."""
+    answers = GUIDE_JOBS["air-liquide"]
+    repo = with_user_code(bake(tmp_path, pypi_index_url=index.simple_url(credentials=False), **answers))
+    conf = pip_conf(tmp_path, with_password(index, "not-the-password"))
+    env = user_env(
+        tmp_path / "home",
+        PIP_CONFIG_FILE=str(conf),
+        PIP_CACHE_DIR=str(CACHE / "pip-dev-setup"),
+        PRE_COMMIT_HOME=str(CACHE / "pre-commit"),
+    )
+    env = {name: value for name, value in env.items() if not name.startswith("MLFLOW_")}
+
+    refused = make_dev(repo, env)
+    assert refused.returncode != 0
+    assert "refused the credentials pip sent (HTTP 401/403" in refused.stderr
+    assert refused.seconds < FAIL_FAST, refused.seconds
+    assert not index.served("GET /simple/apache-airflow/", 303) and not index.served("GET /simple/pandas/", 303)
+    printed = [refused.printed, pip_log(repo)]
+
+    pip_conf(tmp_path, index.simple_url())  # the password, right this time
+    commands = first_day_commands((repo / "README.md").read_text())
+    steps = answers["steps"].split(",")
+    assert [line.split("#")[0].split() for line in commands if line.startswith(".venv/bin/python")] == [
+        part for step in steps for part in (PYTHON_STEP + [step, "--dry-run"], PYTHON_STEP + [step])
+    ]
+    seconds = {}
+    for command in commands:
+        started = time.perf_counter()
+        result = run(["bash", "-c", command], cwd=repo, env=env, check=False, timeout=1800)
+        seconds[command.split("#")[0].strip()] = round(time.perf_counter() - started, 1)
+        assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+        printed += [result.stdout, result.stderr]
+    assert (repo / "data" / "runs" / "local" / "predictions.csv").is_file()
+    pods = json.loads((repo / "pods.json").read_text())
+    assert [pod["metadata"]["labels"]["task_id"] for pod in pods["items"]] == steps
+    assert index.served("GET /simple/apache-airflow/", 303) and index.served("GET /simple/pandas/", 303)
+    assert leaked(index_secrets(index) | {"not-the-password"}, *printed, pip_log(repo)) == []
+    print(f"first day: {seconds}")
