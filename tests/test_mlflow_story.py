@@ -1,0 +1,230 @@
+"""The Air Liquide job as its data scientist writes it (tests/user_job: pandas, scikit-learn,
+MLflow), baked with the guide's answers and a tracking server, built into an image, and its pods
+played by podman against a real MLflow server with users (tests/mlflow_server.py): one Airflow
+run is one MLflow run, a retry reopens it, predict loads the model train logged, and the MLflow
+password shows nowhere."""
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, bake, ensure_venv, need, run
+from mlflow_server import MlflowServer, metrics, params, tags
+
+USER_JOB = Path(__file__).parent / "user_job"
+RENDER_RUNS = Path(__file__).parent / "helpers" / "render_runs.py"
+GUIDE_ANSWERS = {  # tests/test_guide_jobs.py's Air Liquide job
+    "project_name": "Air Liquide TimeSeries",
+    "steps": "prepare,train,predict",
+    "use_gpu": True,
+    "gpu_steps": "train",
+    "step_resources": "train: memory=8Gi/16Gi cpu=2/4",
+    "secrets": "mlflow-credentials",
+}
+EXPERIMENT = "air-liquide-timeseries"  # the DAG's MLFLOW_EXPERIMENT_NAME: the job's slug
+FIRST, SECOND = "manual__2026-12-01T06:00:00+00:00", "manual__second"
+# Where the generated test_main.py keeps its one test of the example code, which the user replaces.
+EXAMPLE_TESTS = "# ---- About the example code"
+
+pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """Launched first, it starts while the image builds; the fixtures that talk to it wait for it."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow")).launch()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def job(engines, mlflow_server, tmp_path_factory):
+    """The baked repo with the user's code, requirements and tests in place, trusting this network's CA."""
+    answers = {**GUIDE_ANSWERS, "mlflow_tracking_uri": mlflow_server.uri, "extra_ca_certificates": True}
+    repo = bake(tmp_path_factory.mktemp("job"), docker_registry=engines[0].host, **answers)
+    for certificate in Path("/usr/local/share/ca-certificates").glob("*.crt"):
+        shutil.copy(certificate, repo / "certs")
+    shutil.copy(USER_JOB / "main.py", repo / "main.py")
+    shutil.copy(USER_JOB / "requirements.txt", repo / "requirements.txt")
+    shutil.copy(USER_JOB / "test_main.py", repo / "tests" / "test_forecast.py")
+    generated = (repo / "tests" / "test_main.py").read_text()
+    assert EXAMPLE_TESTS in generated
+    (repo / "tests" / "test_main.py").write_text(generated[: generated.index(EXAMPLE_TESTS)].rstrip() + "\n")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def job_tests(job):
+    """The job repo's tests, started in the background (they need no engine): pytest in a venv with the job's
+    requirements and the Airflow line its requirements-dev.txt pins, as `make test` has them after `make dev`."""
+    dev_requirements = (job / "requirements-dev.txt").read_text().splitlines()
+    line = next(name for name, packages in AIRFLOW_LINES.items() if packages[0] in dev_requirements)
+    requirements = [word for word in (job / "requirements.txt").read_text().split() if not word.startswith("#")]
+    python = ensure_venv(f"{line}-user-job", AIRFLOW_LINES[line] + AIRFLOW_TOOLS + requirements)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("MLFLOW_")}
+    command = [python, "-m", "pytest", "-v", "-p", "no:cacheprovider"]
+    process = subprocess.Popen(command, cwd=job, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    yield process, time.perf_counter()
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
+@pytest.fixture(scope="module")
+def image(engines, job, tmp_path_factory):
+    """`make build`'s image (pandas, scikit-learn and mlflow-skinny from PyPI), pushed where the pods pull it."""
+    from engines import docker
+
+    registry = engines[0]
+    tag = f"{registry.host}/confiance/{job.name}:0.1.0"
+    started = time.perf_counter()
+    build = ["build", "--progress", "plain", "--network", "host", "--tag", tag, job]
+    docker(*build, env={**os.environ, "DOCKER_BUILDKIT": "1"}, timeout=900)
+    built = time.perf_counter()
+    docker("push", tag, env=registry.docker_login(tmp_path_factory.mktemp("docker-config")))
+    print(f"image built in {built - started:.1f} s, pushed in {time.perf_counter() - built:.1f} s")
+    return tag
+
+
+@pytest.fixture(scope="module")
+def pods(engines, job):
+    """{run id: {step: pod}}, as the DAG's operator builds them."""
+    dag = job / "dags" / f"{job.name}.py"
+    return json.loads(run([engines[1], RENDER_RUNS, dag, json.dumps({FIRST: {}, SECOND: {}})]).stdout)
+
+
+def retry_of(pod):
+    """The same pod as Airflow starts it when the task is retried: only its try number changes."""
+    pod = copy.deepcopy(pod)
+    for var in pod["spec"]["containers"][0]["env"]:
+        if var["name"] == "TRY_NUMBER":
+            var["value"] = "2"
+    return pod
+
+
+@pytest.fixture(scope="module")
+def played(engines, job_tests, image, pods, mlflow_server, tmp_path_factory):
+    """The first run's three pods, a retry of its train pod, then the second run's: {name: result}.
+    The pods share this machine's network, to reach the tracking server on loopback.
+    (job_tests first: the job repo's tests run meanwhile.)"""
+    from pods import PODMAN, PodRunner
+
+    need(PODMAN, "podman is not installed (apt-get install podman catatonit)")
+    mlflow_server.ready()
+    nfs = tmp_path_factory.mktemp("nfs")
+    nfs.chmod(0o777)  # the image runs as uid 1000, as on the real share
+    runner = PodRunner(tmp_path_factory.mktemp("podman"), engines[0], network="host")
+    credentials = {"MLFLOW_TRACKING_USERNAME": mlflow_server.user, "MLFLOW_TRACKING_PASSWORD": mlflow_server.password}
+    plays = [(f"{FIRST} {step}", pod) for step, pod in pods[FIRST].items()]
+    plays += [(f"{FIRST} train retry", retry_of(pods[FIRST]["train"]))]
+    plays += [(f"{SECOND} {step}", pod) for step, pod in pods[SECOND].items()]
+    results, seconds = {}, {}
+    for name, pod in plays:
+        started = time.perf_counter()
+        results[name] = runner.run(pod, nfs, secrets={"mlflow-credentials": credentials})
+        seconds[name] = round(time.perf_counter() - started, 1)
+        assert results[name].exit_code == 0, f"{name}:\n{results[name].logs}"
+    print(f"{len(plays)} pods played in {sum(seconds.values()):.1f} s: {seconds}")
+    return nfs, results
+
+
+def run_folder(nfs, pod):
+    """The host folder of the pod's RUN_DIR (the DAG's; the NFS share is `nfs` here)."""
+    env = {var["name"]: var.get("value") for var in pod["spec"]["containers"][0]["env"]}
+    return nfs / Path(env["RUN_DIR"]).relative_to("/nfsdata")
+
+
+def the_run(mlflow_server, run_id):
+    runs = mlflow_server.runs(EXPERIMENT, run_id)
+    assert len(runs) == 1, f"{len(runs)} MLflow runs for {run_id}"
+    return runs[0]
+
+
+def test_every_pod_of_two_runs_and_a_retry_exits_0(played):
+    nfs, results = played
+    assert list(results) == [
+        *(f"{FIRST} {step}" for step in ["prepare", "train", "predict"]),
+        f"{FIRST} train retry",
+        *(f"{SECOND} {step}" for step in ["prepare", "train", "predict"]),
+    ]
+    assert {result.exit_code for result in results.values()} == {0}
+
+
+def test_one_airflow_run_is_one_mlflow_run_holding_what_train_logged(played, mlflow_server):
+    run = the_run(mlflow_server, FIRST)
+    assert tags(run)["airflow_run_id"] == FIRST and tags(run)["image_tag"] == "0.1.0"
+    assert run["info"]["run_name"] == FIRST and tags(run)["mlflow.user"] == mlflow_server.user
+    assert params(run) == {
+        "n_estimators": "150",
+        "max_depth": "3",
+        "learning_rate": "0.1",
+        "random_state": "0",
+        "lags": "1,2,3,24,168",
+        "train_rows": "1104",
+    }
+    assert set(metrics(run)) == {"mae", "rmse"} and 0 < metrics(run)["mae"] < 5
+    run_id = run["info"]["run_id"]
+    models = [model["info"] for model in mlflow_server.logged_models(EXPERIMENT)]
+    ours = [model for model in models if model["source_run_id"] == run_id]
+    assert ours and {model["name"] for model in ours} == {"model"}
+    assert {model["status"] for model in ours} == {"LOGGED_MODEL_READY"}
+    stored = mlflow_server.folder / "artifacts" / run["info"]["experiment_id"] / "models" / ours[0]["model_id"]
+    assert (stored / "artifacts" / "MLmodel").is_file()
+    assert "predictions.csv" in mlflow_server.artifacts(run_id)
+
+
+def test_predict_loaded_the_model_train_logged_in_that_run(played, pods, mlflow_server):
+    nfs, results = played
+    run = the_run(mlflow_server, FIRST)
+    run_id = run["info"]["run_id"]
+    assert f"model logged to MLflow run {run_id}" in results[f"{FIRST} train"].logs
+    assert f"loaded model runs:/{run_id}/model" in results[f"{FIRST} predict"].logs
+    folder = run_folder(nfs, pods[FIRST]["predict"])
+    assert folder.name == "manual__2026-12-01T06%3A00%3A00%2B00%3A00"
+    assert sorted(path.name for path in folder.iterdir()) == ["features.csv", "predictions.csv"]  # no model file
+    # The forecast's error is the one train measured on the same week: the same model made both.
+    printed = re.search(r"wrote 168 predictions to \S+ \(MAE ([\d.]+)\)", results[f"{FIRST} predict"].logs)
+    assert printed and float(printed.group(1)) == pytest.approx(metrics(run)["mae"], abs=0.006)
+
+
+def test_a_retry_of_train_reopens_the_same_mlflow_run(played, mlflow_server):
+    nfs, results = played
+    run_id = the_run(mlflow_server, FIRST)["info"]["run_id"]
+    retry = results[f"{FIRST} train retry"].logs
+    assert f"model logged to MLflow run {run_id}" in retry
+
+
+def test_a_second_airflow_run_is_a_second_mlflow_run(played, pods, mlflow_server):
+    nfs, _ = played
+    first, second = the_run(mlflow_server, FIRST), the_run(mlflow_server, SECOND)
+    assert first["info"]["run_id"] != second["info"]["run_id"]
+    assert len(mlflow_server.runs(EXPERIMENT)) == 2
+    assert (run_folder(nfs, pods[SECOND]["predict"]) / "predictions.csv").is_file()
+
+
+def test_the_mlflow_password_is_in_no_log_manifest_dag_or_image(played, pods, job, image, mlflow_server, tmp_path):
+    from leaks import image_leaks, secret_forms
+
+    _, results = played
+    secrets = secret_forms(mlflow_server.password, basic_auth=[(mlflow_server.user, mlflow_server.password)])
+    texts = {name: result.logs for name, result in results.items()}
+    texts["rendered pods"] = json.dumps(pods)
+    texts["DAG"] = (job / "dags" / f"{job.name}.py").read_text()
+    assert [name for name, text in texts.items() if any(secret in text for secret in secrets)] == []
+    assert image_leaks(image, secrets, tmp_path) == []
+
+
+def test_the_job_repos_own_tests_pass_with_the_users_code(job_tests):
+    """`make test` of the job repo: the generated contract and DAG tests, and the user's own tests."""
+    process, started = job_tests
+    output, _ = process.communicate(timeout=900)
+    assert process.returncode == 0, output
+    for test in ["test_main.py::test_every_step_runs_in_order_and_exits_0", "test_dag.py::", "test_forecast.py::"]:
+        assert re.search(rf"tests/{re.escape(test)}\S* PASSED", output), test
+    print(f"job repo tests: {output.strip().splitlines()[-1]} ({time.perf_counter() - started:.1f} s)")
