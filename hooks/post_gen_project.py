@@ -109,13 +109,14 @@ def updates_step(source):
 
 def print_next_steps(source):
     print(f"""
-Your job repo is ready in ./{SLUG}
+Your job repo is ready in {Path.cwd()}
 
 Next steps:
-  1. Put your code in main.py (one function per step) and your packages in requirements.txt.
-     Try it:  cd {SLUG} && make dev && make test && python main.py --help
+  1. Follow its README's "First day": your Nexus credentials for pip, then
+       cd {Path.cwd()} && git init -b main && git add . && make dev && make test
+     Put your code in main.py (one function per step) and your packages in requirements.txt.
   2. Create an empty GitLab project and push:
-       git init -b main && git add . && git commit -m "Start {SLUG}"
+       git commit -m "Start {SLUG}"
        git remote add origin <your GitLab project URL> && git push -u origin main
   3. In GitLab > Settings > CI/CD > Variables, add (masked, protected):
        NEXUS_USER, NEXUS_PASSWORD  (push to Nexus, install from the Nexus PyPI)

@@ -177,6 +177,7 @@ def test_tricky_free_text_bakes_into_files_that_compile_and_parse(tmp_path, text
 def test_the_cli_bakes_with_defaults_and_prints_next_steps(tmp_path):
     result = run([Path(sys.executable).parent / "cookiecutter", "--no-input", "-o", tmp_path, ROOT])
     assert (tmp_path / "my-job" / "dags" / "my-job.py").is_file()
+    assert f"Your job repo is ready in {tmp_path / 'my-job'}\n" in result.stdout  # wherever it was written
     assert "git tag v0.1.0 && git push --tags" in result.stdout
     assert "AIRFLOW_DAGS_TOKEN" in result.stdout
 
