@@ -93,7 +93,8 @@ def train(settings):
     elif tracking():
         mlflow.log_params({**PARAMS, "lags": ",".join(map(str, LAGS)), "train_rows": len(x_train)})
         mlflow.log_metrics(metrics)
-        # cloudpickle: MLflow's default format (skops) refuses tree models; only this job loads it back.
+        # cloudpickle: MLflow's default, skops, is not in mlflow-skinny and refuses tree models without a
+        # list of trusted types; only this job loads the model back.
         mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
         log.info("model logged to MLflow run %s", mlflow.active_run().info.run_id)
     else:
