@@ -2,6 +2,7 @@
 
     confiance-job render '{"image_tag": "0.2.0"}' [--step train]   the pods a Trigger would start
     confiance-job trigger --tag 0.2.0 --env EPOCHS=3 [--wait]       start a run in Airflow (and follow it)
+    confiance-job run train | --all [--conf JSON]                   the same pods on your machine (docker/podman)
     confiance-job check-dag dags/my-job.py                          does it import, as Airflow parses it?
     confiance-job sync-dag                                          the shared CI's DAG sync job
     confiance-job retire-dag                                        the shared CI's job that removes the DAG
@@ -69,6 +70,36 @@ def trigger(args):
         follow(airflow, run_id, args.timeout, args.poll, say=lambda line: print(line, flush=True))
 
 
+def run_local(args):
+    from .dags import load_dag
+    from .local import container_of, local_run_id, run_pods
+    from .render import render_pods
+
+    if bool(args.step) == args.all:
+        raise UsageError("give one step, or --all for every step in order")
+    try:
+        conf = json.loads(args.conf)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"--conf is not valid JSON: {error}") from None
+    if not isinstance(conf, dict):
+        raise UsageError('--conf is a JSON object, e.g. {"env": {"EPOCHS": "3"}}')
+    name, colon, tag = (args.image or "").rpartition(":")
+    conf.setdefault("image_tag", tag if colon and "/" not in tag else "dev")  # make build's tag by default
+    run_id = args.run_id or local_run_id()
+    with contextlib.redirect_stdout(sys.stderr):
+        pods = render_pods(load_dag(job_dag_file(args.dag)), conf, run_id)
+    if args.step and args.step not in pods:
+        raise UsageError(f"no step {args.step!r}; the steps are: {', '.join(pods)}")
+    chosen = pods if args.all else {args.step: pods[args.step]}
+    image = args.image or container_of(next(iter(chosen.values())))["image"]
+    title = f"Run {run_id}: {', '.join(chosen)} in {image}"
+    code = run_pods(chosen, image, data=args.data, secrets_file=args.secrets, engine=args.engine, title=title)
+    if code == 0 and not args.all and list(pods)[-1] != args.step:
+        following = list(pods)[list(pods).index(args.step) + 1]
+        print(f"Next step in the same run folder: make run STEP={following} RUN_ID={run_id}", flush=True)
+    return code
+
+
 def check_dag(args):
     from .dags import load_dag
     from .render import render_pods
@@ -124,6 +155,18 @@ def parser():
     command.add_argument("--poll", type=float, default=5, help="with --wait: ask Airflow every SECONDS")
     command.set_defaults(handler=trigger)
 
+    command = commands.add_parser("run", help="run a step's pod on your machine, as the DAG would (docker or podman)")
+    command.add_argument("step", nargs="?", help="the step to run")
+    command.add_argument("--all", action="store_true", help="every step in order, in one run folder")
+    command.add_argument("--conf", default="{}", help="the Trigger form's values as JSON (default: {})")
+    command.add_argument("--image", help="the image to run (default: the DAG's image, tag dev: make build's)")
+    command.add_argument("--engine", choices=["docker", "podman"], help="default: docker, or podman without docker")
+    command.add_argument("--run-id", help="reuse a run's id and folder, e.g. to run train after prepare")
+    command.add_argument("--data", default="data", help="the folder the pods see as their data (default: data)")
+    command.add_argument("--secrets", default=".env.secrets", help="KEY=value lines for the pods' Secrets")
+    command.add_argument("--dag", help="the DAG file (default: the one in dags/)")
+    command.set_defaults(handler=run_local)
+
     command = commands.add_parser("check-dag", help="load a DAG file as Airflow does; fail if it does not import")
     command.add_argument("dag_file")
     command.add_argument("--dag-id", help="the one DAG id the file must define")
@@ -143,13 +186,14 @@ def parser():
 
 def main(argv=None):
     from .dags import DagError
+    from .local import LocalRunError
     from .render import ConfError
     from .sync import SyncError
     from .trigger import TriggerError
 
     args = parser().parse_args(argv)
     try:
-        args.handler(args)
+        code = args.handler(args)
     except ConfError as error:
         problems = "\n".join(f"  {line}" for line in str(error).splitlines())
         print(f"{args.subcommand}: the Trigger form would refuse these values:\n{problems}", file=sys.stderr)
@@ -157,10 +201,10 @@ def main(argv=None):
     except DagError as error:
         print(f"{args.subcommand}: the DAG does not import:\n{error}", file=sys.stderr)
         return 1
-    except (UsageError, TriggerError, SyncError, ValueError) as error:
+    except (UsageError, TriggerError, SyncError, LocalRunError, ValueError) as error:
         print(f"{args.subcommand}: {error}", file=sys.stderr)
         return 1
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":
