@@ -168,11 +168,11 @@ def say_now(line):
 
 def run_pods(pods, image, *, data="data", secrets_file=SECRETS_FILE, engine=None, title=None, say=say_now):
     """Run {step: pod} one after the other, as one DAG run; the exit code of the first that fails, or 0."""
-    engine = find_engine(engine)
-    has_gpu = shutil.which("nvidia-smi") is not None
     needed = sorted({name for pod in pods.values() for name in secret_names(pod)})
     if needed and not Path(secrets_file).is_file():
         raise LocalRunError(missing_secrets_message(needed, secrets_file))
+    engine = find_engine(engine)
+    has_gpu = shutil.which("nvidia-smi") is not None
     if title:
         say(title)
     for step, pod in pods.items():
