@@ -1,6 +1,7 @@
 """A job repo changed by hand, as a data scientist would: the repo's own tests and `make render` say
 what is wrong with it, naming the step and the value, before anything reaches Airflow or the cluster."""
 
+import json
 import re
 
 import pytest
@@ -84,3 +85,20 @@ def test_a_step_added_to_one_side_only_is_named_with_where_to_add_it(airflow_pyt
     result = dag_tests(airflow_python, repo)
     assert result.returncode == 1
     assert re.search(r"add `def evaluate\(settings\)` to main.py and to its STEPS", result.stdout)
+
+
+def with_venv(repo, airflow_python):
+    """The repo's .venv, ready: the Airflow line's venv (which has the package), as `make dev` would leave it."""
+    (repo / ".venv").mkdir()
+    (repo / ".venv" / "bin").symlink_to(airflow_python.parent)
+    (repo / ".venv" / ".ready").touch()
+    return repo
+
+
+def test_make_render_passes_the_form_values_exactly_as_typed(airflow_python, repo):
+    command = "python main.py train --data-dir $DATA_DIR/v2 --note 'it''s' $$HOME"
+    conf = json.dumps({"train_command": command, "env": {"PRICE": "5$"}})
+    rendered = run(["make", "render", f"CONF={conf}"], cwd=with_venv(repo, airflow_python))
+    train = json.loads(rendered.stdout)["items"][1]["spec"]["containers"][0]
+    assert train["args"] == [command]
+    assert {"name": "PRICE", "value": "5$"} in train["env"]
