@@ -167,3 +167,41 @@ class Airflow2Server:
                 self.process.wait(timeout=30)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 os.killpg(self.process.pid, signal.SIGKILL)
+
+
+class Airflow2Standalone(Airflow2Server):
+    """Airflow 2's `airflow standalone`: webserver, scheduler and triggerer, so that tasks really run."""
+
+    def start(self, timeout=240):
+        self.env.update(
+            {
+                "PATH": f"{self.airflow_bin.parent}{os.pathsep}{os.environ['PATH']}",  # standalone runs `airflow ...`
+                "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
+                "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(self.port),
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
+            }
+        )
+        self.airflow("db", "migrate")
+        self.airflow("users", "create", "-u", USER, "-p", PASSWORD, "-r", "Admin", "-f", "A", "-l", "B", "-e", "a@b.c")
+        log = open(self.home / "standalone.log", "ab")
+        self.process = subprocess.Popen(
+            [self.airflow_bin, "standalone"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_until(self.healthy, timeout)
+        return self
+
+    def healthy(self):
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
+                health = json.load(response)
+        except OSError:
+            return False
+        return all((health.get(part) or {}).get("status") == "healthy" for part in ("metadatabase", "scheduler"))

@@ -1,7 +1,8 @@
 """confiance-job: the platform's commands for job repos and the shared CI.
 
     confiance-job render '{"image_tag": "0.2.0"}' [--step train]   the pods a Trigger would start
-    confiance-job trigger --tag 0.2.0 --env EPOCHS=3 [--wait]       start a run in Airflow (and follow it)
+    confiance-job trigger --tag 0.2.0 --env EPOCHS=3 [--wait]       start a run in Airflow (and follow its logs)
+    confiance-job logs [RUN_ID] [--step train] [--follow]           each step's log (default: the last run)
     confiance-job run train | --all [--conf JSON]                   the same pods on your machine (docker/podman)
     confiance-job check-dag dags/my-job.py                          does it import, as Airflow parses it?
     confiance-job sync-dag                                          the shared CI's DAG sync job
@@ -54,20 +55,40 @@ def render(args):
         print(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(pods.values())}, indent=2))
 
 
-def trigger(args):
-    from .trigger import Airflow, build_conf, checked_form, follow
+def airflow_login(dag_id):
+    from .trigger import Airflow
 
     missing = [name for name in ("AIRFLOW_URL", "AIRFLOW_USER", "AIRFLOW_PASSWORD") if not os.environ.get(name)]
     if missing:
         raise UsageError(f"set {', '.join(missing)} (the Airflow address and your Airflow login)")
-    dag_id = args.dag_id or job_dag_file().stem
+    dag_id = dag_id or job_dag_file().stem
+    return Airflow(os.environ["AIRFLOW_URL"], os.environ["AIRFLOW_USER"], os.environ["AIRFLOW_PASSWORD"], dag_id)
+
+
+def say(line):
+    print(line, flush=True)
+
+
+def trigger(args):
+    from .logs import follow_logs
+    from .trigger import build_conf, checked_form
+
     conf = build_conf(args.conf, args.tag, args.command, args.env, args.cpu, args.memory)
-    airflow = Airflow(os.environ["AIRFLOW_URL"], os.environ["AIRFLOW_USER"], os.environ["AIRFLOW_PASSWORD"], dag_id)
+    airflow = airflow_login(args.dag_id)
     conf = checked_form(conf, airflow.form_schemas())
     run_id = airflow.trigger(conf)
-    print(f"Started {dag_id} run {run_id}\n{airflow.run_page(run_id)}", flush=True)
+    print(f"Started {airflow.dag_id} run {run_id}\n{airflow.run_page(run_id)}", flush=True)
     if args.wait:
-        follow(airflow, run_id, args.timeout, args.poll, say=lambda line: print(line, flush=True))
+        follow_logs(airflow, run_id, timeout=args.timeout, every=args.poll, say=say)
+
+
+def logs(args):
+    from .logs import follow_logs, last_run
+
+    airflow = airflow_login(args.dag_id)
+    run_id = args.run_id or last_run(airflow)
+    say(f"{airflow.dag_id} run {run_id}\n{airflow.run_page(run_id)}")
+    follow_logs(airflow, run_id, step=args.step, follow=args.follow, timeout=args.timeout, every=args.poll, say=say)
 
 
 def run_local(args):
@@ -150,10 +171,19 @@ def parser():
     command.add_argument("--memory", help="memory for every step of this run, e.g. 16Gi")
     command.add_argument("--conf", help="other form fields, as JSON")
     command.add_argument("--dag-id", help="the DAG to run (default: the one in dags/)")
-    command.add_argument("--wait", action="store_true", help="follow the run; exit 0 only if it succeeds")
+    command.add_argument("--wait", action="store_true", help="follow the run's logs; exit 0 only if it succeeds")
     command.add_argument("--timeout", type=float, default=6 * 3600, help="with --wait: give up after SECONDS")
-    command.add_argument("--poll", type=float, default=5, help="with --wait: ask Airflow every SECONDS")
+    command.add_argument("--poll", type=float, default=2, help="with --wait: ask Airflow every SECONDS")
     command.set_defaults(handler=trigger)
+
+    command = commands.add_parser("logs", help="print each step's log of a run, and why a step failed")
+    command.add_argument("run_id", nargs="?", help="the run (default: the last run of the DAG)")
+    command.add_argument("--step", help="only this step")
+    command.add_argument("--follow", action="store_true", help="until the run ends; exit 0 only if it succeeds")
+    command.add_argument("--dag-id", help="the DAG (default: the one in dags/)")
+    command.add_argument("--timeout", type=float, default=6 * 3600, help="with --follow: give up after SECONDS")
+    command.add_argument("--poll", type=float, default=2, help="with --follow: ask Airflow every SECONDS")
+    command.set_defaults(handler=logs)
 
     command = commands.add_parser("run", help="run a step's pod on your machine, as the DAG would (docker or podman)")
     command.add_argument("step", nargs="?", help="the step to run")

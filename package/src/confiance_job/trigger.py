@@ -55,11 +55,15 @@ class Airflow:
     def is_v2(self):
         return self.api.endswith("/v2")
 
-    def request(self, method, path, body=None):
+    def request(self, method, path, body=None, missing=None):
+        """The answer; TriggerError saying what to fix (`missing`: what a 404 means, if not a missing DAG)."""
+        self.requests = getattr(self, "requests", 0) + 1  # counted to measure what following a run costs
         status, answer = call(method, self.api + path, body, self.headers)
         if status in (401, 403):
             hint = "" if self.is_v2 else " (on Airflow 2, [api] auth_backends must include basic_auth)"
             raise TriggerError(f"Airflow refused the credentials: check AIRFLOW_USER and AIRFLOW_PASSWORD{hint}")
+        if status == 404 and missing:
+            raise TriggerError(missing)
         if status == 404:
             raise TriggerError(f"Airflow has no DAG {self.dag_id!r}: was a release tag pushed, and has it synced?")
         if status >= 400:

@@ -1,0 +1,216 @@
+"""A run's step logs in the terminal, as Airflow writes them, and why a step failed.
+
+Airflow's log endpoint answers with what was written since the continuation token it
+gave last time: each line is read, and printed, once. Airflow 3 sends structured lines
+(/api/v2), Airflow 2 text (/api/v1). Standard library only.
+"""
+
+import ast
+import re
+import time
+import urllib.parse
+
+from .trigger import FINISHED, TriggerError
+
+# A try is over in these states; "up_for_retry" means another try follows.
+TRY_OVER = {"success", "failed", "up_for_retry", "skipped", "upstream_failed", "removed"}
+STEP_OVER = TRY_OVER - {"up_for_retry"}
+WRITING = {"running", "deferred", "restarting", "up_for_reschedule"}
+
+
+def failure_reason(log):
+    """Why a step failed, in one line, from its log text (the provider's messages); None if it does not say."""
+    oom = re.search(r"reason='OOMKilled'|\bOOMKilled\b", log)
+    if oom:
+        return "out of memory (OOMKilled): the step used more than its memory limit; give it more memory"
+    pull = re.search(r"\b(ErrImagePull|ImagePullBackOff|InvalidImageName|ErrImageNeverPull)\b", log)
+    if pull or "image cannot be pulled" in log.lower():
+        return (
+            f"image not found ({pull.group(1) if pull else 'ErrImagePull'}): check the tag exists in the registry "
+            "and the image pull secret is in the namespace"
+        )
+    short = re.search(r"\b\d+/\d+ nodes are available: ([^.]*Insufficient [^.]*)", log)
+    if short or re.search(r"Pod took too long to (start|be scheduled)", log):
+        detail = f" ({short.group(1).strip()})" if short else ""
+        return f"no node with the requested resources{detail}: the pod stayed Pending past the startup timeout"
+    code = re.findall(
+        r"state='TERMINATED', reason='[^']*', exit_code=(\d+)"
+        r"|returned a non-zero exit code (\d+)"
+        r"|Command exited with return code (\d+)",
+        log,
+    )
+    codes = [next(group for group in match if group) for match in code]
+    failing = [c for c in codes if c != "0"]
+    if failing:
+        return f"exit code {failing[-1]}"
+    return None
+
+
+def log_lines(content):
+    """The text lines of one answer: Airflow 3's structured lines, or Airflow 2's text."""
+    if isinstance(content, str):
+        return airflow2_lines(content)
+    lines, in_source_details = [], False
+    for item in content or []:
+        if not isinstance(item, dict):
+            lines.extend(str(item).splitlines())
+            continue
+        event = str(item.get("event", ""))
+        if event == "::group::Log message source details":  # where Airflow found the file: not the step's
+            in_source_details = True
+            continue
+        if event == "::endgroup::" or event.startswith("::group::"):
+            in_source_details = False
+            continue
+        if in_source_details:
+            continue
+        stamp = str(item.get("timestamp") or "")[11:19]
+        level = str(item.get("level") or "").upper()
+        prefix = " ".join(part for part in (stamp, level if level not in ("", "INFO") else "") if part)
+        for number, text in enumerate(event.splitlines() or [""]):
+            lines.append(f"{prefix} {text}" if prefix and number == 0 else text)
+        for error in item.get("error_detail") or []:
+            lines.append(f"{error.get('exc_type')}: {error.get('exc_value')}")
+    return lines
+
+
+def airflow2_lines(content):
+    """Airflow 2 sends the str() of [(host, text)]; older answers plain text."""
+    try:
+        parts = ast.literal_eval(content)
+        text = "".join(part[1] for part in parts)
+    except (ValueError, SyntaxError, TypeError, IndexError):
+        text = content
+    return [line for line in text.splitlines() if not line.startswith("*** ")]  # Airflow's "Found local files"
+
+
+class RunLogs:
+    """The logs of one run, step after step and try after try, each line printed once."""
+
+    def __init__(self, airflow, run_id, step=None, say=print):
+        self.airflow, self.run_id, self.say = airflow, run_id, say
+        self.run_path = f"/dags/{airflow.dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+        self.steps = steps_in_order(airflow)
+        if step and step not in self.steps:
+            raise TriggerError(f"no step {step!r}; the steps are: {', '.join(self.steps)}")
+        self.steps = [step] if step else self.steps
+        self.tokens, self.shown, self.done = {}, {}, set()
+        self.reasons = {}
+
+    def run_state(self):
+        """(run state, {step: task instance}); a clear error if the run does not exist."""
+        run = self.airflow.request("GET", self.run_path, missing=f"Airflow has no run {self.run_id!r} of {self.airflow.dag_id} (without a run id: the last one)")
+        tasks = self.airflow.request("GET", f"{self.run_path}/taskInstances")["task_instances"]
+        return run["state"], {task["task_id"]: task for task in tasks}
+
+    def read_new(self, step, try_number):
+        """Print what the try wrote since the last read; returns whether Airflow says this is the end."""
+        key = (step, try_number)
+        path = f"{self.run_path}/taskInstances/{step}/logs/{try_number}"
+        while True:
+            token = self.tokens.get(key)
+            answer = self.airflow.request(
+                "GET", path + (f"?token={urllib.parse.quote(token)}" if token else ""), missing="no log yet"
+            )
+            lines = log_lines(answer.get("content"))
+            if key not in self.shown:
+                self.say(f"==> {step} (try {try_number}) <==")
+                self.shown[key] = []
+            for line in lines:
+                self.say(line)
+            self.shown[key].extend(lines)
+            self.tokens[key] = answer.get("continuation_token")
+            if not lines or not self.tokens[key]:
+                return not self.tokens[key]
+
+    def pass_once(self, tasks, run_over):
+        """One look at every step in order; stops at the first try still being written (step after step)."""
+        for step in self.steps:
+            task = tasks.get(step) or {}
+            state, tries = task.get("state"), task.get("try_number") or 0
+            for try_number in range(1, tries + 1):
+                key = (step, try_number)
+                if key in self.done:
+                    continue
+                over = try_number < tries or state in TRY_OVER
+                if not over and state not in WRITING:
+                    if run_over:
+                        break
+                    return False  # not started yet: later steps wait for it
+                self.read_new(step, try_number)
+                if not over:
+                    if run_over:
+                        break
+                    return False
+                self.done.add(key)
+                try_state = state if try_number == tries else "failed"
+                if try_state in ("failed", "up_for_retry"):
+                    reason = failure_reason("\n".join(self.shown.get(key, [])))
+                    self.reasons[step] = reason or f"unknown, see the log: {self.airflow.log_page(self.run_id, step)}"
+                    self.say(f"{step} (try {try_number}) failed: {self.reasons[step]}")
+            if state in STEP_OVER or run_over:
+                if (step, "state") not in self.done:
+                    self.done.add((step, "state"))
+                    self.say(f"  {step}: {state or 'not run'}")
+            elif tries == 0:
+                return False
+        return True
+
+    def follow(self, every=2.0, timeout=None, follow=True):
+        """Print the logs until the run ends (or once, follow=False); returns (run state, {step: state})."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state, tasks = self.run_state()
+            run_over = state in FINISHED or not follow
+            complete = self.pass_once(tasks, run_over)
+            if run_over and (complete or not follow):
+                return state, {step: (tasks.get(step) or {}).get("state") for step in self.steps}
+            if deadline is not None and time.monotonic() > deadline:
+                raise TriggerError(
+                    f"run {self.run_id} is still {state} after {timeout:.0f} s; it goes on in Airflow: "
+                    f"{self.airflow.run_page(self.run_id)}"
+                )
+            time.sleep(every)
+
+
+def steps_in_order(airflow):
+    """The DAG's task ids, each after the ones it waits for."""
+    tasks = airflow.request("GET", f"/dags/{airflow.dag_id}/tasks")["tasks"]
+    downstream = {task["task_id"]: task.get("downstream_task_ids") or [] for task in tasks}
+    waits = {step: sum(step in after for after in downstream.values()) for step in downstream}
+    order = []
+    ready = sorted(step for step, count in waits.items() if count == 0)
+    while ready:
+        step = ready.pop(0)
+        order.append(step)
+        for after in sorted(downstream[step]):
+            waits[after] -= 1
+            if waits[after] == 0:
+                ready.append(after)
+    return order
+
+
+def last_run(airflow):
+    """The id of the DAG's most recent run."""
+    runs = airflow.request("GET", f"/dags/{airflow.dag_id}/dagRuns?order_by=-id&limit=1")["dag_runs"]
+    if not runs:
+        raise TriggerError(f"{airflow.dag_id} has no run yet: make trigger starts one")
+    return runs[0]["dag_run_id"]
+
+
+def follow_logs(airflow, run_id, step=None, follow=True, timeout=None, every=2.0, say=print):
+    """Print the run's logs (until it ends, if follow), then how it ended; TriggerError if it failed."""
+    logs = RunLogs(airflow, run_id, step, say)
+    state, steps = logs.follow(every, timeout, follow)
+    if state not in FINISHED:
+        say(f"Run {run_id}: {state} (make logs RUN=... FOLLOW=1, or logs --follow, follows it)")
+        return logs
+    say(f"Run {run_id}: {state}\n{airflow.run_page(run_id)}")
+    failed = [name for name, step_state in steps.items() if step_state == "failed"]
+    for name in failed:
+        say(f"  log of {name}: {airflow.log_page(run_id, name)}")
+    if state != "success":
+        unknown = f"unknown, see the log: {airflow.run_page(run_id)}"
+        why = "; ".join(f"step {name} failed: {logs.reasons.get(name, unknown)}" for name in failed)
+        raise TriggerError(f"run {run_id} failed" + (f": {why}" if why else ""))  # the last line: why
+    return logs
