@@ -239,6 +239,9 @@ with DAG(
 {%- endif %}
             in_cluster=True,
             get_logs=True,
+            # On failure, write the container's end (exit code, OOMKilled, ImagePullBackOff) and the pod's
+            # events (FailedScheduling: no node with the resources) in the log: make logs tells why from them.
+            log_events_on_failure=True,
             on_finish_action="delete_pod",
             startup_timeout_seconds=600,  # time to pull a large image and to wait for free resources
         )

@@ -29,7 +29,8 @@ def failure_reason(log):
             f"image not found ({pull.group(1) if pull else 'ErrImagePull'}): check the tag exists in the registry "
             "and the image pull secret is in the namespace"
         )
-    short = re.search(r"\b\d+/\d+ nodes are available: ([^.]*Insufficient [^.]*)", log)
+    # The scheduler's event: "0/3 nodes are available: 3 Insufficient memory. preemption: ..."
+    short = re.search(r"\d+/\d+ nodes are available: (.*?)(?:\. preemption:.*|\.)?$", log, re.M)
     if short or re.search(r"Pod took too long to (start|be scheduled)", log):
         detail = f" ({short.group(1).strip()})" if short else ""
         return f"no node with the requested resources{detail}: the pod stayed Pending past the startup timeout"
@@ -81,7 +82,12 @@ def airflow2_lines(content):
         text = "".join(part[1] for part in parts)
     except (ValueError, SyntaxError, TypeError, IndexError):
         text = content
-    return [line for line in text.splitlines() if not line.startswith("*** ")]  # Airflow's "Found local files"
+    # Each answer starts on a new line; "***" lines say where Airflow found the file; ::group:: folds the UI.
+    lines = text.strip("\n").splitlines()
+    return [line for line in lines if not line.startswith("*** ") and not GROUP_MARK.search(line)]
+
+
+GROUP_MARK = re.compile(r"INFO - ::(group::|endgroup::)")
 
 
 class RunLogs:
@@ -203,7 +209,7 @@ def follow_logs(airflow, run_id, step=None, follow=True, timeout=None, every=2.0
     logs = RunLogs(airflow, run_id, step, say)
     state, steps = logs.follow(every, timeout, follow)
     if state not in FINISHED:
-        say(f"Run {run_id}: {state} (make logs RUN=... FOLLOW=1, or logs --follow, follows it)")
+        say(f"Run {run_id}: {state}; --follow (make logs) follows it to its end")
         return logs
     say(f"Run {run_id}: {state}\n{airflow.run_page(run_id)}")
     failed = [name for name, step_state in steps.items() if step_state == "failed"]

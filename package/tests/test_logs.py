@@ -1,0 +1,123 @@
+"""Why a step failed, from its log, and the log lines of Airflow's two answer formats.
+The log excerpts are the messages of the cncf.kubernetes provider (10.10 on Airflow 2,
+10.25 on Airflow 3), the scheduler's events and Airflow's own lines, as they appear in
+a task log; tests/test_logs.py reads real logs from Airflow 3 and 2."""
+
+import pytest
+from confiance_job.logs import airflow2_lines, failure_reason, log_lines
+
+POD_FAILED = "Pod my-job-train-x7k2 returned a failure."
+
+EXCERPTS = {
+    "exit code": (
+        "[2026-12-04T10:01:02.000+0000] {pod.py:1095} INFO - Pod phase: Failed, reason: None\n"
+        "[2026-12-04T10:01:02.001+0000] {pod.py:1104} ERROR - Container 'base': state='TERMINATED', "
+        "reason='Error', exit_code=3, message='None'\n" + POD_FAILED,
+        "exit code 3",
+    ),
+    "oom": (
+        "10:01:02 ERROR Container 'base': state='TERMINATED', reason='OOMKilled', exit_code=137, message='None'\n"
+        + POD_FAILED,
+        "out of memory (OOMKilled): the step used more than its memory limit; give it more memory",
+    ),
+    "image, provider 10.25": (
+        "10:01:02 WARNING Container 'base': state='WAITING', reason='ErrImagePull', message='rpc error: code = "
+        "NotFound desc = failed to pull and unpack image \"nexus/my-job:9.9.9\": not found'\n"
+        "airflow.providers.cncf.kubernetes.utils.pod_manager.PodLaunchFailedException: "
+        "Image cannot be pulled, unable to start: ErrImagePull",
+        "image not found (ErrImagePull): check the tag exists in the registry and the image pull secret is in the "
+        "namespace",
+    ),
+    "image, provider 10.10": (
+        "{pod.py:1087} WARNING - Pod Event: Failed - Error: ImagePullBackOff\n"
+        "PodLaunchFailedException: Pod docker image cannot be pulled, unable to start: ImagePullBackOff",
+        "image not found (ImagePullBackOff): check the tag exists in the registry and the image pull secret is in the "
+        "namespace",
+    ),
+    "no node": (
+        "10:00:01 WARNING Pod Event: FailedScheduling - 0/3 nodes are available: 3 Insufficient memory. "
+        "preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.\n"
+        "PodLaunchTimeoutException: Pod took too long to start. More than 600s. Check the pod events in kubernetes.",
+        "no node with the requested resources (3 Insufficient memory): the pod stayed Pending past the startup "
+        "timeout",
+    ),
+    "no gpu node": (
+        "Pod Event: FailedScheduling - 0/4 nodes are available: 1 Insufficient nvidia.com/gpu, "
+        "3 node(s) didn't match Pod's node affinity/selector. preemption: 0/4 nodes are available\n"
+        "Pod took too long to be scheduled on the cluster, giving up. More than 600s.",
+        "no node with the requested resources (1 Insufficient nvidia.com/gpu, 3 node(s) didn't match Pod's node "
+        "affinity/selector): the pod stayed Pending past the startup timeout",
+    ),
+    "timeout alone": (
+        "Pod took too long to start. More than 600s. Check the pod events in kubernetes.",
+        "no node with the requested resources: the pod stayed Pending past the startup timeout",
+    ),
+    "bash": (
+        "Command exited with return code 4\n"
+        "AirflowException: Bash command failed. The command returned a non-zero exit code 4.\n"
+        "{local_task_job_runner.py:266} INFO - Task exited with return code 1",
+        "exit code 4",
+    ),
+}
+
+
+@pytest.mark.parametrize("log, reason", EXCERPTS.values(), ids=EXCERPTS.keys())
+def test_the_reason_of_a_failure_is_read_from_the_providers_messages(log, reason):
+    assert failure_reason(log) == reason
+
+
+@pytest.mark.parametrize(
+    "log",
+    [
+        POD_FAILED,
+        "kubernetes.config.config_exception.ConfigException: Invalid kube-config file. No configuration found.",
+        "Container 'base': state='TERMINATED', reason='Completed', exit_code=0, message='None'",
+        "",
+    ],
+    ids=["pod-failed-alone", "no-cluster", "exit-0", "empty"],
+)
+def test_a_log_that_does_not_say_why_gives_no_reason(log):
+    assert failure_reason(log) is None
+
+
+def test_airflow_3_structured_lines_become_text_without_the_source_details():
+    content = [
+        {"event": "::group::Log message source details"},
+        {"event": "/airflow/logs/dag_id=x/run_id=y/task_id=prepare/attempt=1.log"},
+        {"event": "::endgroup::"},
+        {"timestamp": "2026-12-04T18:08:24.936507Z", "event": "::group::Pre Execute", "level": "info"},
+        {"timestamp": "2026-12-04T18:08:24.936507Z", "event": "line 1", "level": "info", "logger": "task"},
+        {"timestamp": "2026-12-04T18:08:25.000000Z", "event": "two\nlines", "level": "warning"},
+        {
+            "timestamp": "2026-12-04T18:08:30.972735Z",
+            "event": "Task failed with exception",
+            "level": "error",
+            "error_detail": [{"exc_type": "AirflowException", "exc_value": "Bash command failed."}],
+        },
+    ]
+    assert log_lines(content) == [
+        "18:08:24 line 1",
+        "18:08:25 WARNING two",
+        "lines",
+        "18:08:30 ERROR Task failed with exception",
+        "AirflowException: Bash command failed.",
+    ]
+
+
+def test_airflow_2_text_loses_its_markers_and_its_leading_newline():
+    content = repr(
+        [
+            (
+                "vm",
+                "\n INFO - ::group::Log message source details\n*** Found local files:\n***   * /logs/attempt=1.log\n"
+                " INFO - ::endgroup::\n[2026-12-04T18:11:09.461+0000] {subprocess.py:106} INFO - line 1\n\n"
+                "[2026-12-04T18:11:09.461+0000] {subprocess.py:106} INFO - line 2\n",
+            )
+        ]
+    )
+    assert airflow2_lines(content) == [
+        "[2026-12-04T18:11:09.461+0000] {subprocess.py:106} INFO - line 1",
+        "",
+        "[2026-12-04T18:11:09.461+0000] {subprocess.py:106} INFO - line 2",
+    ]
+    assert airflow2_lines("[('vm', '')]") == []
