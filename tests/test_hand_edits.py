@@ -58,6 +58,17 @@ def test_a_dag_edit_the_cluster_would_refuse_fails_the_repo_tests_naming_the_ste
     assert message in result.stdout
 
 
+def test_one_value_or_numbers_in_resources_work_as_for_the_cluster(airflow_python, repo):
+    """ "cpu": "4" means reserved = maximum, as the step_resources answer does; numbers are quantities too."""
+    edit(repo / "dags" / "hand-edits.py", TRAIN_LINE, '"train": {"cpu": 4, "memory": ["8Gi", "16Gi"], "gpus": 0},')
+    edit(repo / "dags" / "hand-edits.py", '"prepare": {"cpu": ["1", "2"]', '"prepare": {"cpu": [1, 2]')
+    result = dag_tests(airflow_python, repo)
+    assert result.returncode == 0, result.stdout
+    rendered = json.loads(run([airflow_python.parent / "confiance-job", "render"], cwd=repo).stdout)["items"]
+    assert rendered[1]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "4"
+    assert rendered[1]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "4"
+
+
 def test_make_render_refuses_resources_the_cluster_would_refuse(airflow_python, repo):
     edit(repo / "dags" / "hand-edits.py", TRAIN_LINE, TRAIN_LINE.replace('"8Gi"', '"8 GB"'))
     rendered = run([airflow_python.parent / "confiance-job", "render"], cwd=repo, check=False)

@@ -32,7 +32,7 @@ STEPS = {
 {%- endfor %}
 }
 
-# What each step's pod gets: CPU and memory as [reserved, maximum], and GPUs.
+# What each step's pod gets: CPU and memory as [reserved, maximum] (or one value for both), and GPUs.
 # Edit a line to give one step more. The Trigger form's cpu/memory fields
 # replace these for every step of one run.
 RESOURCES = {
@@ -82,9 +82,16 @@ def from_form(field, default):
     return "{% raw %}{{ params.%s or %r }}{% endraw %}" % (field, default)
 
 
+def reserved_and_max(step, kind):
+    """A step's (reserved, maximum) cpu or memory, as text: "4" or ["2", "4"] in RESOURCES."""
+    value = RESOURCES[step][kind]
+    reserved, maximum = value if isinstance(value, (list, tuple)) else (value, value)
+    return str(reserved), str(maximum)
+
+
 def container_resources(step):
     """Requests and limits of a step's container; the form's cpu/memory, when given, set both."""
-    (cpu, cpu_limit), (memory, memory_limit) = RESOURCES[step]["cpu"], RESOURCES[step]["memory"]
+    (cpu, cpu_limit), (memory, memory_limit) = reserved_and_max(step, "cpu"), reserved_and_max(step, "memory")
     gpus = {"nvidia.com/gpu": str(RESOURCES[step]["gpus"])} if RESOURCES[step]["gpus"] else {}
     return k8s.V1ResourceRequirements(
         requests={"cpu": from_form("cpu", cpu), "memory": from_form("memory", memory)},
@@ -100,7 +107,7 @@ def gpu_placement(step):
     node_type = k8s.V1NodeSelectorRequirement(
         key="node.kubernetes.io/instance-type", operator="In", values=[GPU_NODE_TYPE]
     )
-    shared_memory = k8s.V1EmptyDirVolumeSource(medium="Memory", size_limit=RESOURCES[step]["memory"][1])
+    shared_memory = k8s.V1EmptyDirVolumeSource(medium="Memory", size_limit=reserved_and_max(step, "memory")[1])
     return {
         "affinity": k8s.V1Affinity(
             node_affinity=k8s.V1NodeAffinity(
@@ -171,7 +178,7 @@ PARAMS = {
         pattern=QUANTITY,
         title="CPU",
         description="CPUs for every step of this run, reserved and maximum, e.g. 4 or 500m. Empty: each step's own ("
-        + ", ".join(f"{step} {r['cpu'][0]}-{r['cpu'][1]}" for step, r in RESOURCES.items())
+        + ", ".join(f"{step} {'-'.join(reserved_and_max(step, 'cpu'))}" for step in RESOURCES)
         + ").",
     ),
     "memory": Param(
@@ -180,7 +187,7 @@ PARAMS = {
         pattern=QUANTITY,
         title="Memory",
         description="Memory for every step of this run, reserved and maximum, e.g. 16Gi. Empty: each step's own ("
-        + ", ".join(f"{step} {r['memory'][0]}-{r['memory'][1]}" for step, r in RESOURCES.items())
+        + ", ".join(f"{step} {'-'.join(reserved_and_max(step, 'memory'))}" for step in RESOURCES)
         + ").",
     ),
 }

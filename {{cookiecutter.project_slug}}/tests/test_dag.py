@@ -49,9 +49,17 @@ def env_of(pod):
 
 
 def what_to_fix(dag_steps, main_steps):
-    """What to change so that the DAG and main.py have the same steps."""
-    fixes = [f"add `def {step}(settings)` to main.py and to its STEPS" for step in dag_steps if step not in main_steps]
-    fixes += [f"add {step!r} to STEPS and RESOURCES in the DAG" for step in main_steps if step not in dag_steps]
+    """What to change so that the DAG and main.py have the same steps (either side may be the new one)."""
+    fixes = [
+        f"add `def {step}(settings)` to main.py and to its STEPS, or remove {step!r} from the DAG's STEPS and RESOURCES"
+        for step in dag_steps
+        if step not in main_steps
+    ]
+    fixes += [
+        f"add {step!r} to STEPS and RESOURCES in the DAG, or remove it from main.py's STEPS"
+        for step in main_steps
+        if step not in dag_steps
+    ]
     return "; ".join(fixes) or "list the steps in the same order"
 
 
@@ -94,13 +102,13 @@ def test_the_form_sets_command_env_and_resources(dag):
 
 
 def test_each_step_gets_the_resources_of_its_line_in_the_table(dag):
-    table = dag_module().RESOURCES
+    module = dag_module()
     for step, pod in render_pods(dag, {}).items():
         spec = pod["spec"]
         resources = spec["containers"][0]["resources"]
-        assert [resources["requests"]["cpu"], resources["limits"]["cpu"]] == table[step]["cpu"]
-        assert [resources["requests"]["memory"], resources["limits"]["memory"]] == table[step]["memory"]
-        gpus = table[step]["gpus"]
+        for kind in ("cpu", "memory"):  # [reserved, maximum], or one value for both
+            assert (resources["requests"][kind], resources["limits"][kind]) == module.reserved_and_max(step, kind)
+        gpus = module.RESOURCES[step]["gpus"]
         assert resources["limits"].get("nvidia.com/gpu") == (str(gpus) if gpus else None)
         assert (bool(spec.get("affinity")), bool(spec.get("tolerations"))) == (bool(gpus), bool(gpus))
         shm = [mount for mount in spec["containers"][0].get("volumeMounts", []) if mount["mountPath"] == "/dev/shm"]
