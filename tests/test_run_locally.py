@@ -85,6 +85,7 @@ def test_the_secret_reaches_the_step_and_shows_in_no_output_command_or_image(job
     written = [output for _, output in two_runs] + [path.read_text() for path in job.rglob("data/**/*.json")]
     assert [text for text in written if PASSWORD in text or USER in text] == []
     assert ".env.secrets" not in docker("run", "--rm", IMAGE, "ls", "-a", "/app").stdout  # .dockerignore
+    assert ".env.secrets" in (job / ".gitignore").read_text().split()
 
 
 def test_make_run_reruns_one_step_in_an_earlier_runs_folder(airflow_bin, job, two_runs):

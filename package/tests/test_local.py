@@ -112,6 +112,15 @@ def test_without_nfs_the_data_folder_is_mounted_at_the_root_of_data_dir(tmp_path
     assert option(args, "--volume") == [f"{tmp_path.resolve()}:/data"]
 
 
+def test_a_volume_of_the_pod_that_has_no_local_stand_in_is_named(tmp_path):
+    pod = train_pod(gpus=None)
+    pod["spec"]["volumes"].append({"name": "models", "persistentVolumeClaim": {"claimName": "models"}})
+    pod["spec"]["containers"][0]["volumeMounts"].append({"mountPath": "/models", "name": "models"})
+    args, notes = engine_args(pod, image=IMAGE, data=tmp_path, step="train")
+    assert notes == ["train: the pod's volume models at /models is not mounted here"]
+    assert option(args, "--volume") == [f"{tmp_path.resolve()}:/nfsdata"]
+
+
 def test_the_run_folder_is_made_under_data_and_writable_by_the_image_user(tmp_path):
     data = tmp_path / "data"
     folder = prepare_data(train_pod(), data)

@@ -108,6 +108,9 @@ def engine_args(
     if shm:
         args += ["--shm-size", engine_memory(shm)]
     args += ["--volume", f"{Path(data).resolve()}:{data_mount(pod)}"]
+    for mount in container.get("volumeMounts") or []:
+        if mount["mountPath"] not in (data_mount(pod), "/dev/shm"):
+            notes.append(f"{step}: the pod's volume {mount['name']} at {mount['mountPath']} is not mounted here")
     for name, value in pod_env(pod).items():
         args += ["--env", f"{name}={value}"]
     if secrets_file:
