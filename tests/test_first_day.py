@@ -107,7 +107,7 @@ def test_make_dev_says_why_it_cannot_install_and_simply_runs_again_once_fixed(tm
         assert f"make dev: the index http://{index.user}:****@{host}/simple/ refused the credentials pip sent" in (
             refused.stderr
         )
-        assert "~/.config/pip/pip.conf ([global] index-url = https://USER:PASSWORD@" in refused.stderr
+        assert f"~/.config/pip/pip.conf ([global] index-url = http://USER:PASSWORD@{host}/simple/)" in refused.stderr
         assert "~/.netrc (machine 127.0.0.1 login USER password PASSWORD)" in refused.stderr
         assert refused.seconds < FAIL_FAST, refused.seconds
         assert index.served("GET /simple/confiance-job/", 403)
@@ -123,6 +123,18 @@ def test_make_dev_says_why_it_cannot_install_and_simply_runs_again_once_fixed(tm
     finally:
         index.stop()
     assert leaked(index_secrets(index) | {wrong}, *logs) == []
+
+
+def test_make_dev_says_how_to_write_a_password_that_cuts_the_index_address(tmp_path):
+    index = PrivateIndex(tmp_path / "nexus")  # its password, p@ss:w/rd%, needs escaping in a URL
+    repo = job_repo(tmp_path, index, project_name="raw-password")
+    unescaped = index.simple_url(credentials=False).replace("://", f"://{index.user}:{index.password}@", 1)
+    env = user_env(tmp_path / "home", PIP_CONFIG_FILE=str(pip_conf(tmp_path, unescaped)))
+    cut = make_dev(repo, env)
+    assert cut.returncode != 0
+    assert "make dev: the index address is not a valid URL: a character of the password cuts it in two." in cut.stderr
+    assert "write @ as %40, : as %3A, / as %2F and % as %25" in cut.stderr
+    assert cut.seconds < FAIL_FAST, cut.seconds
 
 
 def test_make_dev_names_a_package_the_index_does_not_have(index, tmp_path):
@@ -254,6 +266,7 @@ def test_the_air_liquide_jobs_first_day_runs_as_its_readme_says(index, tmp_path)
     assert (repo / "data" / "runs" / "local" / "predictions.csv").is_file()
     pods = json.loads((repo / "pods.json").read_text())
     assert [pod["metadata"]["labels"]["task_id"] for pod in pods["items"]] == steps
+    assert "pods.json" not in run(["git", "status", "--porcelain"], cwd=repo).stdout  # ignored: never committed
     assert index.served("GET /simple/apache-airflow/", 303) and index.served("GET /simple/pandas/", 303)
     assert leaked(index_secrets(index) | {"not-the-password"}, *printed, pip_log(repo)) == []
     print(f"first day: {seconds}")
