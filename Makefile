@@ -20,7 +20,7 @@ test: $(BIN)/cookiecutter
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/cookiecutter
-	$(BIN)/ruff check tests bench local_extensions.py && $(BIN)/ruff format --check tests bench local_extensions.py
+	$(BIN)/ruff check tests bench package local_extensions.py && $(BIN)/ruff format --check tests bench package local_extensions.py
 
 bench: $(BIN)/cookiecutter
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -89,7 +89,9 @@ def parse_overrides(text, steps):
             continue
         for setting in settings.split():
             key, equals, value = setting.partition("=")
-            if not equals or key not in RESOURCE_KEYS:
+            if not equals and overrides.get(step):  # "memory=8 GB": a space inside a value
+                errors.append(f"{step}: {setting!r}: no space inside a value (8Gi, not 8 GB)")
+            elif not equals or key not in RESOURCE_KEYS:
                 errors.append(f"{step}: {setting!r} is not cpu=..., memory=... or gpus=...")
             elif key == "gpus":
                 if value.isdigit():

@@ -217,7 +217,10 @@ def main():
     if errors:
         print("confiance-job: some answers cannot work, nothing was generated:\n", file=sys.stderr)
         print("\n".join(errors), file=sys.stderr)
-        print("\nRun cookiecutter again with corrected answers.", file=sys.stderr)
+        if "_commit" in ANSWERS:  # cruft update --variables-to-update: the job repo is left as it was
+            print("\nNothing changed: run cruft update again with corrected answers.", file=sys.stderr)
+        else:
+            print("\nRun cookiecutter again with corrected answers.", file=sys.stderr)
         sys.exit(1)
 
 

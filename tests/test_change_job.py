@@ -195,6 +195,7 @@ def test_an_answer_the_template_refuses_changes_nothing(job_repo):
     steps_only = ["cruft", "update", "-y", "--variables-to-update", '{"steps": "prepare,fit"}']
     refused = run(steps_only, cwd=job_repo, check=False)
     assert refused.returncode != 0 and "step_resources" in refused.stdout + refused.stderr  # train is gone
+    assert "Nothing changed: run cruft update again with corrected answers." in refused.stderr
     assert git("status", "--porcelain", cwd=job_repo) == ""
 
 

@@ -47,6 +47,7 @@ INVALID_ANSWERS = [
     ({"step_resources": "run: ram=4Gi"}, "step_resources", "'ram=4Gi' is not cpu=..., memory=... or gpus=..."),
     ({"step_resources": "run: memory=16Gi/8Gi"}, "step_resources", "run: memory request 16Gi is above its limit 8Gi"),
     ({"step_resources": "run: cpu=lots"}, "step_resources", "cpu request 'lots' is not a Kubernetes quantity"),
+    ({"step_resources": "run: memory=8 GB"}, "step_resources", "run: 'GB': no space inside a value (8Gi, not 8 GB)"),
     ({"use_gpu": True, "step_resources": "run: gpus=two"}, "step_resources", "gpus=two is not a whole number"),
     ({"step_resources": "run: gpus=1"}, "step_resources", "gpus=... only with use_gpu on"),
     ({"env_vars": "DATASET"}, "env_vars", "'DATASET' is not NAME=value"),
