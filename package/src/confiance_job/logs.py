@@ -105,29 +105,28 @@ class RunLogs:
 
     def run_state(self):
         """(run state, {step: task instance}); a clear error if the run does not exist."""
-        run = self.airflow.request("GET", self.run_path, missing=f"Airflow has no run {self.run_id!r} of {self.airflow.dag_id} (without a run id: the last one)")
+        run = self.airflow.request(
+            "GET", self.run_path, missing=f"Airflow has no run {self.run_id!r} of {self.airflow.dag_id}"
+        )
         tasks = self.airflow.request("GET", f"{self.run_path}/taskInstances")["task_instances"]
         return run["state"], {task["task_id"]: task for task in tasks}
 
     def read_new(self, step, try_number):
-        """Print what the try wrote since the last read; returns whether Airflow says this is the end."""
+        """Print what the try wrote since the last read (Airflow sends all of it at once)."""
         key = (step, try_number)
+        token = self.tokens.get(key)
         path = f"{self.run_path}/taskInstances/{step}/logs/{try_number}"
-        while True:
-            token = self.tokens.get(key)
-            answer = self.airflow.request(
-                "GET", path + (f"?token={urllib.parse.quote(token)}" if token else ""), missing="no log yet"
-            )
-            lines = log_lines(answer.get("content"))
-            if key not in self.shown:
-                self.say(f"==> {step} (try {try_number}) <==")
-                self.shown[key] = []
-            for line in lines:
-                self.say(line)
-            self.shown[key].extend(lines)
-            self.tokens[key] = answer.get("continuation_token")
-            if not lines or not self.tokens[key]:
-                return not self.tokens[key]
+        answer = self.airflow.request(
+            "GET", path + (f"?token={urllib.parse.quote(token)}" if token else ""), missing="no log yet"
+        )
+        if key not in self.shown:
+            self.say(f"==> {step} (try {try_number}) <==")
+            self.shown[key] = []
+        lines = log_lines(answer.get("content"))
+        for line in lines:
+            self.say(line)
+        self.shown[key].extend(lines)
+        self.tokens[key] = answer.get("continuation_token") or token
 
     def pass_once(self, tasks, run_over):
         """One look at every step in order; stops at the first try still being written (step after step)."""
