@@ -310,3 +310,14 @@ def gitlab(tmp_path):
     from gitlab import FakeGitLab
 
     return FakeGitLab.with_shared_projects(tmp_path / "gitlab")
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server with users (tests/mlflow_server.py). Launched at once, it starts while
+    other fixtures work (an image build); call its ready() before talking to it."""
+    from mlflow_server import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow")).launch()
+    yield server
+    server.stop()

@@ -7,17 +7,15 @@ import os
 
 import pytest
 from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, bake, ensure_venv, run
-from mlflow_server import MLFLOW_VERSION, MlflowServer, tags
+from mlflow_server import MLFLOW_VERSION, tags
 
 STEPS = ["prepare", "train", "predict"]
 EXPERIMENT = "air-liquide-timeseries"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
-    yield server
-    server.stop()
+def server(mlflow_server):
+    return mlflow_server.ready()
 
 
 @pytest.fixture(scope="module")

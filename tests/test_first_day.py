@@ -7,9 +7,7 @@ seconds. The whole install (Airflow and its ~160 dependencies) runs in test_priv
 
 import json
 import re
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 from confiance_job import __version__ as PACKAGE_VERSION
@@ -17,11 +15,9 @@ from conftest import CACHE, bake, need, run
 from pypi import PYPI_SERVER, PrivateIndex, build_distributions
 from test_guide_jobs import GUIDE_JOBS
 from test_private_index import clean_pip_env, copy_of_package, index_secrets, leaked
+from user_code import with_user_code
 
 FAIL_FAST = 30  # seconds: a make dev that cannot install says so well before any big download
-USER_JOB = Path(__file__).parent / "user_job"
-# Where the generated test_main.py keeps its one test of the example code, which the user replaces.
-EXAMPLE_TESTS = "# ---- About the example code"
 PYTHON_STEP = [".venv/bin/python", "main.py"]
 
 
@@ -215,18 +211,6 @@ def first_day_commands(readme):
     """The commands of the job README's First day, in order, as a user copies them."""
     block = re.search(r"^## First day\n.*?^\*\*2\. .*?^```\n(.*?)^```", readme, re.S | re.M).group(1)
     return block.splitlines()
-
-
-def with_user_code(repo):
-    """tests/user_job in place of the example: main.py, requirements.txt (pandas, scikit-learn, MLflow),
-    and the user's tests in place of the one test of the example code that the template says to rewrite."""
-    shutil.copy(USER_JOB / "main.py", repo / "main.py")
-    shutil.copy(USER_JOB / "requirements.txt", repo / "requirements.txt")
-    shutil.copy(USER_JOB / "test_main.py", repo / "tests" / "test_forecast.py")
-    generated = (repo / "tests" / "test_main.py").read_text()
-    assert EXAMPLE_TESTS in generated
-    (repo / "tests" / "test_main.py").write_text(generated[: generated.index(EXAMPLE_TESTS)].rstrip() + "\n")
-    return repo
 
 
 def test_the_air_liquide_jobs_first_day_runs_as_its_readme_says(index, tmp_path):

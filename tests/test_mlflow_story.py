@@ -15,48 +15,25 @@ from pathlib import Path
 
 import pytest
 from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, bake, ensure_venv, need, run
-from mlflow_server import MlflowServer, metrics, params, tags
+from mlflow_server import metrics, params, tags
+from test_guide_jobs import GUIDE_JOBS
+from user_code import with_user_code
 
-USER_JOB = Path(__file__).parent / "user_job"
 RENDER_RUNS = Path(__file__).parent / "helpers" / "render_runs.py"
-GUIDE_ANSWERS = {  # tests/test_guide_jobs.py's Air Liquide job
-    "project_name": "Air Liquide TimeSeries",
-    "steps": "prepare,train,predict",
-    "use_gpu": True,
-    "gpu_steps": "train",
-    "step_resources": "train: memory=8Gi/16Gi cpu=2/4",
-    "secrets": "mlflow-credentials",
-}
 EXPERIMENT = "air-liquide-timeseries"  # the DAG's MLFLOW_EXPERIMENT_NAME: the job's slug
 FIRST, SECOND = "manual__2026-12-01T06:00:00+00:00", "manual__second"
-# Where the generated test_main.py keeps its one test of the example code, which the user replaces.
-EXAMPLE_TESTS = "# ---- About the example code"
 
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    """Launched first, it starts while the image builds; the fixtures that talk to it wait for it."""
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow")).launch()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def job(engines, mlflow_server, tmp_path_factory):
     """The baked repo with the user's code, requirements and tests in place, trusting this network's CA."""
-    answers = {**GUIDE_ANSWERS, "mlflow_tracking_uri": mlflow_server.uri, "extra_ca_certificates": True}
+    answers = {**GUIDE_JOBS["air-liquide"], "mlflow_tracking_uri": mlflow_server.uri, "extra_ca_certificates": True}
     repo = bake(tmp_path_factory.mktemp("job"), docker_registry=engines[0].host, **answers)
     for certificate in Path("/usr/local/share/ca-certificates").glob("*.crt"):
         shutil.copy(certificate, repo / "certs")
-    shutil.copy(USER_JOB / "main.py", repo / "main.py")
-    shutil.copy(USER_JOB / "requirements.txt", repo / "requirements.txt")
-    shutil.copy(USER_JOB / "test_main.py", repo / "tests" / "test_forecast.py")
-    generated = (repo / "tests" / "test_main.py").read_text()
-    assert EXAMPLE_TESTS in generated
-    (repo / "tests" / "test_main.py").write_text(generated[: generated.index(EXAMPLE_TESTS)].rstrip() + "\n")
-    return repo
+    return with_user_code(repo)
 
 
 @pytest.fixture(scope="module")
