@@ -14,7 +14,7 @@ import pytest
 from airflow_server import PASSWORD, USER, Airflow2Standalone, AirflowServer
 from confiance_job.logs import follow_logs
 from confiance_job.trigger import Airflow, TriggerError
-from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv, run, wait_until
+from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, bake, ensure_venv, run, wait_until
 
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("airflow-logs")]
 
@@ -66,6 +66,11 @@ def airflow(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(line)
     (root / "dags").mkdir()
     (root / "dags" / "slow_steps.py").write_text(DAG_FILE)
+    # A job repo whose DAG has this id, its .venv holding the platform's package: make logs as a user runs it.
+    repo = bake(root / "jobs", project_name=DAG_ID, steps="prepare,train")
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    (repo / ".venv" / "bin" / "confiance-job").symlink_to(python.parent / "confiance-job")
+    (repo / ".venv" / ".ready").touch()
     server = (AirflowServer if line == "airflow3" else Airflow2Standalone)(
         python.parent / "airflow", root / "airflow", root / "dags"
     )
@@ -75,15 +80,23 @@ def airflow(request, tmp_path_factory):
         api = Airflow(server.url, USER, PASSWORD, DAG_ID)
         wait_until(lambda: api.request("GET", f"/dags/{DAG_ID}"), timeout=180)
         print(f"{line} standalone with the DAG in {time.perf_counter() - started:.0f} s")
-        yield SimpleNamespace(url=server.url, cli=python.parent / "confiance-job", root=root, line=line)
+        yield SimpleNamespace(url=server.url, cli=python.parent / "confiance-job", root=root, line=line, repo=repo)
     finally:
         server.stop()
 
 
+def login(airflow):
+    return {**os.environ, "AIRFLOW_URL": airflow.url, "AIRFLOW_USER": USER, "AIRFLOW_PASSWORD": PASSWORD}
+
+
 def cli(airflow, *argv):
     """`confiance-job ...` as `make logs` / `make trigger` run it."""
-    env = {**os.environ, "AIRFLOW_URL": airflow.url, "AIRFLOW_USER": USER, "AIRFLOW_PASSWORD": PASSWORD}
-    return run([airflow.cli, *argv, "--dag-id", DAG_ID], cwd=airflow.root, env=env, check=False)
+    return run([airflow.cli, *argv, "--dag-id", DAG_ID], cwd=airflow.root, env=login(airflow), check=False)
+
+
+def make(airflow, *argv):
+    """make in the job repo."""
+    return run(["make", "--no-print-directory", *argv], cwd=airflow.repo, env=login(airflow), check=False)
 
 
 def blocks(lines):
@@ -148,7 +161,7 @@ def test_a_run_that_succeeds_exits_0_and_is_the_last_run(airflow):
     assert blocks(waited.stdout.splitlines()) == expected(train_lines=2, tries=1)
     run_id = waited.stdout.split()[3]
     assert "  train: success" in waited.stdout and f"Run {run_id}: success" in waited.stdout
-    last = cli(airflow, "logs", "--step", "train")  # no run id: the last run
+    last = make(airflow, "logs", "STEP=train")  # no run id: the last run
     assert last.returncode == 0 and last.stdout.splitlines()[0] == f"{DAG_ID} run {run_id}"
     assert blocks(last.stdout.splitlines()) == expected(train_lines=2, tries=1)[4:]
 
@@ -156,6 +169,7 @@ def test_a_run_that_succeeds_exits_0_and_is_the_last_run(airflow):
 def test_a_run_or_step_that_does_not_exist_is_said_plainly(airflow):
     missing = cli(airflow, "logs", "manual__no-such-run")
     assert missing.returncode == 1
+    assert make(airflow, "logs", "RUN=manual__no-such-run").stderr.startswith(missing.stderr)
     assert missing.stderr == f"logs: Airflow has no run 'manual__no-such-run' of {DAG_ID}\n"
     step = cli(airflow, "logs", "manual__no-such-run", "--step", "evaluate")
     assert step.returncode == 1 and step.stderr == "logs: no step 'evaluate'; the steps are: prepare, train\n"
