@@ -4,7 +4,8 @@ The log excerpts are the messages of the cncf.kubernetes provider (10.10 on Airf
 a task log; tests/test_logs.py reads real logs from Airflow 3 and 2."""
 
 import pytest
-from confiance_job.logs import airflow2_lines, failure_reason, log_lines
+from confiance_job.logs import airflow2_lines, failure_reason, follow_logs, log_lines
+from confiance_job.trigger import TriggerError
 
 POD_FAILED = "Pod my-job-train-x7k2 returned a failure."
 
@@ -22,7 +23,7 @@ EXCERPTS = {
     ),
     "image, provider 10.25": (
         "10:01:02 WARNING Container 'base': state='WAITING', reason='ErrImagePull', message='rpc error: code = "
-        "NotFound desc = failed to pull and unpack image \"nexus/my-job:9.9.9\": not found'\n"
+        'NotFound desc = failed to pull and unpack image "nexus/my-job:9.9.9": not found\'\n'
         "airflow.providers.cncf.kubernetes.utils.pod_manager.PodLaunchFailedException: "
         "Image cannot be pulled, unable to start: ErrImagePull",
         "image not found (ErrImagePull): check the tag exists in the registry and the image pull secret is in the "
@@ -38,8 +39,7 @@ EXCERPTS = {
         "10:00:01 WARNING Pod Event: FailedScheduling - 0/3 nodes are available: 3 Insufficient memory. "
         "preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.\n"
         "PodLaunchTimeoutException: Pod took too long to start. More than 600s. Check the pod events in kubernetes.",
-        "no node with the requested resources (3 Insufficient memory): the pod stayed Pending past the startup "
-        "timeout",
+        "no node with the requested resources (3 Insufficient memory): the pod stayed Pending past the startup timeout",
     ),
     "no gpu node": (
         "Pod Event: FailedScheduling - 0/4 nodes are available: 1 Insufficient nvidia.com/gpu, "
@@ -121,3 +121,82 @@ def test_airflow_2_text_loses_its_markers_and_its_leading_newline():
         "[2026-12-04T18:11:09.461+0000] {subprocess.py:106} INFO - line 2",
     ]
     assert airflow2_lines("[('vm', '')]") == []
+
+
+class ScriptedAirflow:
+    """Answers the log follower's requests from a script of (run state, {step: (state, tries)}), one per poll,
+    then the last forever; each read of a try's log finds one new line."""
+
+    dag_id, is_v2 = "job", True
+
+    def __init__(self, *polls):
+        self.polls, self.written = list(polls), {}
+
+    def request(self, method, path, body=None, missing=None):
+        if path.endswith("/tasks"):
+            return {"tasks": [{"task_id": "prepare", "downstream_task_ids": ["train"]}, {"task_id": "train"}]}
+        if path.endswith("/taskInstances"):
+            steps = (self.polls.pop(0) if len(self.polls) > 1 else self.polls[0])[1]
+            self.now = {step: {"task_id": step, "state": s, "try_number": n} for step, (s, n) in steps.items()}
+            return {"task_instances": list(self.now.values())}
+        if "/logs/" in path:
+            step, try_number = path.split("/taskInstances/")[1].split("?")[0].split("/logs/")
+            key = (step, int(try_number))
+            self.written[key] = self.written.get(key, 0) + 1
+            return {"content": [{"event": f"{step} {try_number} line {self.written[key]}"}], "continuation_token": "t"}
+        return {"state": self.polls[0][0]}
+
+    def run_page(self, run_id):
+        return f"http://airflow/runs/{run_id}"
+
+    def log_page(self, run_id, step):
+        return f"http://airflow/runs/{run_id}/tasks/{step}"
+
+
+def followed(airflow):
+    lines = []
+    try:
+        follow_logs(airflow, "manual__1", every=0, timeout=60, say=lambda text: lines.extend(text.splitlines()))
+    except TriggerError as error:
+        return lines, str(error)
+    return lines, None
+
+
+def test_steps_are_shown_one_after_the_other_and_each_try_under_its_header():
+    airflow = ScriptedAirflow(
+        ("running", {"prepare": ("running", 1), "train": (None, 0)}),
+        ("running", {"prepare": ("success", 1), "train": ("running", 1)}),
+        ("running", {"prepare": ("success", 1), "train": ("up_for_retry", 1)}),
+        ("running", {"prepare": ("success", 1), "train": ("queued", 2)}),
+        ("failed", {"prepare": ("success", 1), "train": ("failed", 2)}),
+    )
+    lines, error = followed(airflow)
+    assert lines[:9] == [
+        "==> prepare (try 1) <==",
+        "prepare 1 line 1",
+        "prepare 1 line 2",
+        "  prepare: success",
+        "==> train (try 1) <==",
+        "train 1 line 1",
+        "train 1 line 2",
+        "train (try 1) failed: unknown, see the log: http://airflow/runs/manual__1/tasks/train",
+        "==> train (try 2) <==",
+    ]
+    assert (
+        error
+        == "run manual__1 failed: step train failed: unknown, see the log: http://airflow/runs/manual__1/tasks/train"
+    )
+
+
+def test_a_run_marked_failed_before_any_step_ran_ends_at_once():
+    lines, error = followed(ScriptedAirflow(("failed", {"prepare": (None, 0), "train": (None, 0)})))
+    assert lines[:2] == ["  prepare: not run", "  train: not run"] and error == "run manual__1 failed"
+
+
+def test_steps_marked_done_without_a_try_end_the_run_well():
+    airflow = ScriptedAirflow(
+        ("queued", {"prepare": (None, 0), "train": (None, 0)}),
+        ("success", {"prepare": ("success", 0), "train": ("success", 0)}),
+    )
+    lines, error = followed(airflow)
+    assert error is None and lines[:3] == ["  prepare: success", "  train: success", "Run manual__1: success"]
