@@ -32,6 +32,14 @@ AIRFLOW_TOOLS = ["-e", str(ROOT / "package"), "kubernetes-validate==1.37.0", "py
 # The tools installed next to this python (ruff, check-jsonschema, pre-commit, uv) come first.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
+# tests/user_job is a job repo's code, tested inside a baked repo with the job's own requirements.
+collect_ignore = ["user_job"]
+
+# Tests run make as a person types it: not as a sub-make of `make test` (which would add its jobserver
+# and print "make[1]: Entering directory").
+for name in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS"):
+    os.environ.pop(name, None)
+
 # .ci/run sets this: there, a test that lacks an engine fails instead of skipping.
 REQUIRE_ENGINES = os.environ.get("CONFIANCE_REQUIRE_ENGINES") == "1"
 
