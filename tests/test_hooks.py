@@ -19,6 +19,7 @@ INVALID_ANSWERS = [
     ({"steps": "class"}, "steps", "'class': lowercase letters"),
     ({"steps": "main"}, "steps", "a name main.py already uses"),
     ({"steps": "a_very_long_step_name_for_a_pod", "project_slug": "a-rather-long-project-slug"}, "steps", "pod name"),
+    ({"steps": "evaluate_all12", "project_slug": "a" * 40}, "steps", "at most 53 characters"),  # 40 + 1 + 14
     ({"schedule": "every day"}, "schedule", "5-field cron (got 2 fields)"),
     ({"schedule": "61 * * * *"}, "schedule", "the minute field '61' must be within 0-59"),
     ({"schedule": "0 6 * * MONDAY"}, "schedule", "the day of week field"),

@@ -9,6 +9,7 @@ image tag, command, env and resources) or with `make trigger` in the job repo.
 CI copies this file to the airflow-dags repository on every release tag.
 """
 
+import inspect
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
@@ -141,6 +142,13 @@ def run_env(context):
     }
 
 
+# A pod's fate beyond its end, as the providers do by default, written out (newer providers rename the options).
+POD_ARGS = inspect.signature(KubernetesPodOperator.__init__).parameters
+# A worker that dies leaves its pod running: the next try follows that pod instead of starting a second one.
+REATTACH = {"durable": True} if "durable" in POD_ARGS else {"reattach_on_restart": True}
+# A step marked failed or success in the UI stops: its pod is deleted (older providers always delete it).
+ON_KILL = {"on_kill_action": "delete_pod"} if "on_kill_action" in POD_ARGS else {}
+
 missing = [step for step in STEPS if step not in RESOURCES]
 if missing:  # say it here: Airflow shows this message as the DAG's import error
     raise ValueError(f"RESOURCES has no line for step {', '.join(missing)}: add one per step of STEPS")
@@ -249,7 +257,9 @@ with DAG(
             # On failure, write the container's end (exit code, OOMKilled, ImagePullBackOff) and the pod's
             # events (FailedScheduling: no node with the resources) in the log: make logs tells why from them.
             log_events_on_failure=True,
-            on_finish_action="delete_pod",
+            on_finish_action="delete_pod",  # a finished pod, failed or not, is deleted: its log stays in Airflow
+            **REATTACH,
+            **ON_KILL,
             startup_timeout_seconds=600,  # time to pull a large image and to wait for free resources
         )
         if previous:
