@@ -34,6 +34,28 @@ class GitSync(threading.Thread):
         self.stopped.set()
 
 
+def launch(command, env, log_file):
+    """An Airflow command in a process group of its own (stopped as a whole), its output in log_file."""
+    return subprocess.Popen(
+        [str(part) for part in command],
+        env=env,
+        stdout=open(log_file, "ab"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def health_of(url, parts):
+    """Whether Airflow's health answer at url says each of these parts is healthy."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            health = json.load(response)
+    except OSError:
+        return False
+    return all((health.get(part) or {}).get("status") == "healthy" for part in parts)
+
+
 class AirflowServer:
     def __init__(self, airflow_bin, home, dags_folder):
         self.airflow_bin, self.home = Path(airflow_bin), Path(home)
@@ -67,15 +89,7 @@ class AirflowServer:
 
     def start(self, timeout=240):
         started = time.perf_counter()
-        log = open(self.home / "standalone.log", "ab")
-        self.process = subprocess.Popen(
-            [self.airflow_bin, "standalone"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: stopped as a whole
-        )
+        self.process = launch([self.airflow_bin, "standalone"], self.env, self.home / "standalone.log")
         state = wait_until(lambda: "exited" if self.process.poll() is not None else self.healthy(), timeout)
         if state == "exited":
             raise RuntimeError(f"Airflow exited while starting; see {self.home / 'standalone.log'}")
@@ -83,13 +97,8 @@ class AirflowServer:
         return self
 
     def healthy(self):
-        try:
-            with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=5) as response:
-                health = json.load(response)
-        except OSError:
-            return False
         parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
-        return all((health.get(part) or {}).get("status") == "healthy" for part in parts)
+        return health_of(f"{self.url}/api/v2/monitor/health", parts)
 
     def memory_mib(self):
         """Resident memory of every process of this Airflow."""
@@ -147,16 +156,8 @@ class Airflow2Server:
         self.airflow("db", "migrate")
         self.airflow("users", "create", "-u", USER, "-p", PASSWORD, "-r", "Admin", "-f", "A", "-l", "B", "-e", "a@b.c")
         self.airflow("dags", "reserialize")  # what the scheduler's DAG processor would store
-        log = open(self.home / "webserver.log", "ab")
-        command = [self.airflow_bin, "webserver", "--hostname", "127.0.0.1", "--port", str(self.port)]
-        self.process = subprocess.Popen(
-            command,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        command = [self.airflow_bin, "webserver", "--hostname", "127.0.0.1", "--port", self.port]
+        self.process = launch(command, self.env, self.home / "webserver.log")
         wait_until(lambda: urllib.request.urlopen(f"{self.url}/health", timeout=5).close() or True, timeout)
         return self
 
@@ -186,22 +187,9 @@ class Airflow2Standalone(Airflow2Server):
         )
         self.airflow("db", "migrate")
         self.airflow("users", "create", "-u", USER, "-p", PASSWORD, "-r", "Admin", "-f", "A", "-l", "B", "-e", "a@b.c")
-        log = open(self.home / "standalone.log", "ab")
-        self.process = subprocess.Popen(
-            [self.airflow_bin, "standalone"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self.process = launch([self.airflow_bin, "standalone"], self.env, self.home / "standalone.log")
         wait_until(self.healthy, timeout)
         return self
 
     def healthy(self):
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
-                health = json.load(response)
-        except OSError:
-            return False
-        return all((health.get(part) or {}).get("status") == "healthy" for part in ("metadatabase", "scheduler"))
+        return health_of(f"{self.url}/health", ("metadatabase", "scheduler"))

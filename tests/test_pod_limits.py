@@ -62,3 +62,4 @@ def test_a_pod_is_deleted_when_its_step_ends_or_is_stopped_and_followed_again_af
         else:  # its on_kill always deletes the pod
             assert "on_kill_action" not in settings
     assert facts["warnings"] == []  # no option the provider calls deprecated or without effect
+    # The DAG relies on these defaults of both providers: a new provider that changes them fails here.

@@ -9,7 +9,6 @@ image tag, command, env and resources) or with `make trigger` in the job repo.
 CI copies this file to the airflow-dags repository on every release tag.
 """
 
-import inspect
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
@@ -142,13 +141,6 @@ def run_env(context):
     }
 
 
-# A pod's fate beyond its end, as the providers do by default, written out (newer providers rename the options).
-POD_ARGS = inspect.signature(KubernetesPodOperator.__init__).parameters
-# A worker that dies leaves its pod running: the next try follows that pod instead of starting a second one.
-REATTACH = {"durable": True} if "durable" in POD_ARGS else {"reattach_on_restart": True}
-# A step marked failed or success in the UI stops: its pod is deleted (older providers always delete it).
-ON_KILL = {"on_kill_action": "delete_pod"} if "on_kill_action" in POD_ARGS else {}
-
 missing = [step for step in STEPS if step not in RESOURCES]
 if missing:  # say it here: Airflow shows this message as the DAG's import error
     raise ValueError(f"RESOURCES has no line for step {', '.join(missing)}: add one per step of STEPS")
@@ -257,9 +249,10 @@ with DAG(
             # On failure, write the container's end (exit code, OOMKilled, ImagePullBackOff) and the pod's
             # events (FailedScheduling: no node with the resources) in the log: make logs tells why from them.
             log_events_on_failure=True,
-            on_finish_action="delete_pod",  # a finished pod, failed or not, is deleted: its log stays in Airflow
-            **REATTACH,
-            **ON_KILL,
+            # A finished pod, failed or not, is deleted: its log stays in Airflow. The provider's defaults
+            # do the rest: a step marked failed or success in the UI has its pod deleted, and after a worker
+            # dies the next try follows the running pod instead of starting a second one.
+            on_finish_action="delete_pod",
             startup_timeout_seconds=600,  # time to pull a large image and to wait for free resources
         )
         if previous:
