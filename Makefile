@@ -10,7 +10,6 @@ ARGS ?=
 OUTPUT_DIR ?= ..
 PYTEST_ARGS ?= -n auto --dist loadgroup
 BENCH_ARGS ?=
-OUTPUT_DIR ?= ..
 
 # Answers come after the template's folder; the job repo goes outside this checkout (a repo of its own).
 job: $(BIN)/cookiecutter

@@ -5,6 +5,7 @@ them the same way and any text a person typed yields files that still compile.
 """
 
 import importlib
+import inspect
 import json
 import re
 import sys
@@ -19,11 +20,14 @@ from confiance_job import __version__ as TOOL_VERSION  # noqa: E402
 from confiance_job.rules import (  # noqa: E402
     AIRFLOW_PROVIDERS,
     ENV_NAME_PATTERN,
+    FAILURE_REASONS,
     IMAGE_TAG_HELP,
     IMAGE_TAG_PATTERN,
     KUBERNETES_VERSION,
     PLATFORM_AIRFLOW,
     QUANTITY_PATTERN,
+    SLACK_PROVIDERS,
+    failure_reason,
     resource_problems,
 )
 
@@ -149,6 +153,42 @@ def static_env(answers):
     return {**env, **env_vars(answers["env_vars"])[0]}
 
 
+EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
+
+
+@_filter
+def notify(answers):
+    """Who hears when a step fails after its last retry: {"emails": [...], "connection": "notify_<slug>"
+    for a webhook kept in an Airflow connection, or "", "errors": [...]}. 'none' (or empty): nobody."""
+    answer = str(answers.get("notify", "none")).strip()
+    plan = {"emails": [], "connection": "", "errors": []}
+    if answer.lower() in ("", "none"):
+        return plan
+    if answer.lower() == "webhook":
+        plan["connection"] = "notify_" + answers["project_slug"].replace("-", "_")
+    elif "://" in answer:
+        plan["errors"].append(
+            "a webhook URL holds its secret key, and answers are kept in the repo (.cruft.json): answer 'webhook', "
+            "then keep the URL in Airflow (README: When a run fails)"
+        )
+    else:
+        plan["emails"] = split_list(answer.replace(";", ","))
+        plan["errors"] += [f"{email!r} is not an email address" for email in plan["emails"] if not EMAIL.match(email)]
+    return plan
+
+
+def failure_reasons_code():
+    """FAILURE_REASONS and failure_reason as Python source for a DAG (which cannot import the package),
+    laid out as ruff format lays them out."""
+    lines = ["FAILURE_REASONS = ["]
+    for pattern, reason in FAILURE_REASONS:
+        pair = f'    (r"{pattern}", {py_str(reason)}),'
+        lines += (
+            [pair] if len(pair) <= 120 else ["    (", f'        r"{pattern}",', f"        {py_str(reason)},", "    ),"]
+        )
+    return "\n".join([*lines, "]", "", "", inspect.getsource(failure_reason).rstrip()])
+
+
 def template_globals():
     """The platform's facts the templates use, as this file's checkout of the template defines them."""
     return {
@@ -156,11 +196,13 @@ def template_globals():
         "tool_version": TOOL_VERSION,
         "platform_airflow": PLATFORM_AIRFLOW,
         "airflow_providers": AIRFLOW_PROVIDERS,
+        "slack_providers": SLACK_PROVIDERS,
         "kubernetes_version": KUBERNETES_VERSION,
         "quantity_pattern": QUANTITY_PATTERN,
         "image_tag_pattern": IMAGE_TAG_PATTERN,
         "image_tag_help": IMAGE_TAG_HELP,
         "env_name_pattern": ENV_NAME_PATTERN,
+        "failure_reasons_code": failure_reasons_code(),
     }
 
 

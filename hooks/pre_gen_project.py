@@ -12,7 +12,7 @@ import sys
 
 ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
 sys.path.insert(0, {{ template_dir | tojson }})  # the template's own rules, shared with its files
-from local_extensions import env_vars, split_list, step_resources  # noqa: E402  (puts the package on the path)
+from local_extensions import env_vars, notify, split_list, step_resources  # noqa: E402  (puts the package on the path)
 from confiance_job.rules import AIRFLOW_PROVIDERS, QUANTITY, VERSION, quantity_value  # noqa: E402
 from slugify import slugify  # noqa: E402  (cookiecutter's own slugify)
 
@@ -175,6 +175,15 @@ def check_booleans():
             fail(field, "yes or no", "yes")
 
 
+def check_notify():
+    problems = notify(ANSWERS)["errors"]
+    if "://" in ANSWERS["notify"]:  # a webhook URL: its key is a password, never echoed
+        errors.append(f"  - notify = <a URL>\n      expected: 'webhook': {problems[0]}")
+    elif problems:
+        fail("notify", "'none', email addresses separated by commas, or 'webhook' (" + "; ".join(problems) + ")",
+             "jane.doe@irt-systemx.fr,team-ml@irt-systemx.fr")
+
+
 def main():
     if not slugify(ANSWERS["project_name"]):
         fail("project_name", "a name with letters or digits (the short name is made from them)", "Air Quality Forecast")
@@ -204,6 +213,7 @@ def main():
         fail("dags_folder", "a folder inside the dags repository ('.' for its top level)", "jobs")
     if ANSWERS["airflow_version"] not in AIRFLOW_PROVIDERS:
         fail("airflow_version", "a version the platform supports: " + ", ".join(AIRFLOW_PROVIDERS), "2.10.5")
+    check_notify()
     check_booleans()
     if ANSWERS["use_nfs"] is True:
         check_nfs()

@@ -179,6 +179,7 @@ class Airflow2Standalone(Airflow2Server):
                 "PATH": f"{self.airflow_bin.parent}{os.pathsep}{os.environ['PATH']}",  # standalone runs `airflow ...`
                 "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
                 "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(self.port),
+                "AIRFLOW__WEBSERVER__BASE_URL": self.url,  # the links Airflow writes (log_url) point here
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",

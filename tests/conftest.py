@@ -19,11 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
 
 sys.path.insert(0, str(ROOT / "package" / "src"))
-from confiance_job.rules import AIRFLOW_PROVIDERS  # noqa: E402  (the platform's own list)
+from confiance_job.rules import AIRFLOW_PROVIDERS, SLACK_PROVIDERS  # noqa: E402  (the platform's own lists)
 
-# The Airflow lines a generated DAG must work on, each with its provider; named by major version.
+# The Airflow lines a generated DAG must work on, each with its providers; named by major version.
 AIRFLOW_LINES = {
-    f"airflow{version[0]}": [f"apache-airflow=={version}", f"apache-airflow-providers-cncf-kubernetes=={provider}"]
+    f"airflow{version[0]}": [
+        f"apache-airflow=={version}",
+        f"apache-airflow-providers-cncf-kubernetes=={provider}",
+        f"apache-airflow-providers-slack=={SLACK_PROVIDERS[version]}",
+    ]
     for version, provider in AIRFLOW_PROVIDERS.items()
 }
 # The platform's tooling (editable: the tests always run this checkout's code) and the test tools.
@@ -159,6 +163,11 @@ CYCLED_OPTIONS = {
     "mlflow_tracking_uri": {
         "none": ("nomlflow", {"mlflow_tracking_uri": ""}),
         "some": ("mlflow", {"mlflow_tracking_uri": "https://mlflow.example.org"}),
+    },
+    "notify": {
+        "none": ("quiet", {"notify": "none"}),
+        "email": ("mail", {"notify": "team-ml@example.org,jane.doe@example.org"}),
+        "webhook": ("webhook", {"notify": "webhook"}),
     },
     "airflow_version": {
         version: (f"airflow{version}", {"airflow_version": version})

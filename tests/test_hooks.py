@@ -57,6 +57,8 @@ INVALID_ANSWERS = [
     ({"secrets": "mlflow-credentials,S3 Keys"}, "secrets", "'S3 Keys': names of Kubernetes Secrets"),
     ({"mlflow_tracking_uri": "mlflow.example.org"}, "mlflow_tracking_uri", "the tracking server's http(s) URL"),
     ({"mlflow_tracking_uri": "https://me:pw@mlflow.example.org"}, "mlflow_tracking_uri", "without credentials"),
+    ({"notify": "jane.doe"}, "notify", "'jane.doe' is not an email address"),
+    ({"notify": "slack"}, "notify", "'none', email addresses separated by commas, or 'webhook'"),
 ]
 
 
@@ -73,6 +75,15 @@ def test_an_invalid_answer_is_refused_with_a_clear_message(tmp_path, capfd, answ
     assert rule in message
     assert "example:" in message
     assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_a_webhook_url_is_refused_without_being_echoed(tmp_path, capfd):
+    with pytest.raises(FailedHookException):
+        bake(tmp_path, notify="https://mattermost.example.org/hooks/xk3yq8")
+    message = capfd.readouterr().err
+    assert "- notify = <a URL>\n      expected: 'webhook': a webhook URL holds its secret key" in message
+    assert "xk3yq8" not in message  # the key is a password: never printed
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_name_that_makes_no_valid_slug_is_explained_in_terms_of_the_name(tmp_path, capfd):
@@ -105,6 +116,9 @@ def test_every_problem_is_reported_at_once(tmp_path, capfd):
         {"use_gpu": False, "gpu_steps": "nonsense"},  # nor GPU answers when GPUs are off
         {"steps": "a,b", "step_resources": " a: cpu=500m/1 memory=1Gi ; b: memory=2Gi/8Gi "},
         {"env_vars": "DATASET=/nfsdata/x, OPTS=--a=1 --b", "secrets": "mlflow-credentials, s3.keys"},
+        {"notify": " jane.doe@irt-systemx.fr ; team-ml@irt-systemx.fr "},
+        {"notify": "Webhook"},
+        {"notify": ""},
     ],
     ids=[
         "preset",
@@ -118,6 +132,9 @@ def test_every_problem_is_reported_at_once(tmp_path, capfd):
         "gpu-off",
         "step-resources",
         "env-and-secrets",
+        "notify-emails-semicolons",
+        "notify-webhook-capital",
+        "notify-empty",
     ],
 )
 def test_unusual_but_valid_answers_are_accepted(tmp_path, answers):

@@ -1,6 +1,7 @@
 {%- set steps = cookiecutter.steps | items -%}
 {%- set schedule = cookiecutter.schedule.strip() -%}
 {%- set resources = (cookiecutter | step_resources).table -%}
+{%- set notify = cookiecutter | notify -%}
 """{{ cookiecutter.project_name | docstring }}: {{ cookiecutter.description | docstring }}
 
 Each step runs `python main.py <step>` in its own Kubernetes pod, from the image
@@ -9,10 +10,21 @@ image tag, command, env and resources) or with `make trigger` in the job repo.
 CI copies this file to the airflow-dags repository on every release tag.
 """
 
+{% if notify.emails -%}
+import html
+{% endif -%}
+{% if notify.emails or notify.connection -%}
+import re
+{% endif -%}
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+{%- if notify.connection %}
+from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+{%- elif notify.emails %}
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+{%- endif %}
 from kubernetes.client import models as k8s
 
 try:  # Airflow 3
@@ -140,6 +152,49 @@ def run_env(context):
         "TRY_NUMBER": str(context["ti"].try_number),
     }
 
+{%- if notify.emails or notify.connection %}
+
+
+{% if notify.emails -%}
+# Who hears when a step fails after its last retry: these addresses, by a mail sent through
+# Airflow's SMTP connection "smtp_default" (the platform's mail server; no password here).
+NOTIFY_EMAILS = {{ notify.emails | tojson }}
+{%- else -%}
+# Where a message goes when a step fails after its last retry: the Mattermost or Slack channel whose
+# webhook URL is kept in this Airflow connection (README: When a run fails). The URL is a password:
+# it never goes in this file.
+NOTIFY_CONNECTION = "{{ notify.connection }}"
+{%- endif %}
+
+# The platform's rules for why a step failed, from the error Airflow raised about its pod.
+{{ failure_reasons_code }}
+
+
+def failure_message(context):
+    """What a failure message says: the DAG, the step, the try, why, and links to the run and the step's log."""
+    ti, error = context["ti"], str(context.get("exception") or "")
+    why = failure_reason(error) or (error.strip().splitlines() or ["unknown, see the log"])[0][:300]
+    # Airflow 3: .../runs/<run>/tasks/<step>?try_number=N; Airflow 2: .../grid?dag_run_id=<run>&task_id=<step>&tab=logs
+    log_page = ti.log_url
+    run_page = log_page.split("/tasks/")[0] if "/tasks/" in log_page else re.sub(r"&(task_id|tab)=[^&]*", "", log_page)
+    return [
+        f"{DAG_ID}: step {ti.task_id} failed (try {ti.try_number}): {why}",
+        f"Run: {run_page}",
+        f"Log: {log_page}",
+    ]
+
+
+def tell_failure(context):
+    """Airflow calls this when a step fails after its last retry (on_failure_callback)."""
+    lines = failure_message(context)
+{%- if notify.emails %}
+    body = "<br>".join(html.escape(line) for line in lines)
+    SmtpNotifier(to=NOTIFY_EMAILS, subject=lines[0], html_content=body).notify(context)
+{%- else %}
+    SlackWebhookNotifier(slack_webhook_conn_id=NOTIFY_CONNECTION, text="\n".join(lines)).notify(context)
+{%- endif %}
+{%- endif %}
+
 
 missing = [step for step in STEPS if step not in RESOURCES]
 if missing:  # say it here: Airflow shows this message as the DAG's import error
@@ -218,6 +273,9 @@ with DAG(
         "retries": 1,
         "retry_delay": timedelta(minutes=2),
         "execution_timeout": timedelta(hours=24),
+{%- if notify.emails or notify.connection %}
+        "on_failure_callback": tell_failure,
+{%- endif %}
     },
 ) as dag:
     previous = None

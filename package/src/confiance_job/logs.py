@@ -10,41 +10,13 @@ import re
 import time
 import urllib.parse
 
+from .rules import failure_reason
 from .trigger import FINISHED, TriggerError
 
 # A try is over in these states; "up_for_retry" means another try follows.
 TRY_OVER = {"success", "failed", "up_for_retry", "skipped", "upstream_failed", "removed"}
 STEP_OVER = TRY_OVER - {"up_for_retry"}
 WRITING = {"running", "deferred", "restarting", "up_for_reschedule"}
-
-
-def failure_reason(log):
-    """Why a step failed, in one line, from its log text (the provider's messages); None if it does not say."""
-    oom = re.search(r"reason='OOMKilled'|\bOOMKilled\b", log)
-    if oom:
-        return "out of memory (OOMKilled): the step used more than its memory limit; give it more memory"
-    pull = re.search(r"\b(ErrImagePull|ImagePullBackOff|InvalidImageName|ErrImageNeverPull)\b", log)
-    if pull or "image cannot be pulled" in log.lower():
-        return (
-            f"image not found ({pull.group(1) if pull else 'ErrImagePull'}): check the tag exists in the registry "
-            "and the image pull secret is in the namespace"
-        )
-    # The scheduler's event: "0/3 nodes are available: 3 Insufficient memory. preemption: ..."
-    short = re.search(r"\d+/\d+ nodes are available: (.*?)(?:\. preemption:.*|\.)?$", log, re.M)
-    if short or re.search(r"Pod took too long to (start|be scheduled)", log):
-        detail = f" ({short.group(1).strip()})" if short else ""
-        return f"no node with the requested resources{detail}: the pod stayed Pending past the startup timeout"
-    code = re.findall(
-        r"state='TERMINATED', reason='[^']*', exit_code=(\d+)"
-        r"|returned a non-zero exit code (\d+)"
-        r"|Command exited with return code (\d+)",
-        log,
-    )
-    codes = [next(group for group in match if group) for match in code]
-    failing = [c for c in codes if c != "0"]
-    if failing:
-        return f"exit code {failing[-1]}"
-    return None
 
 
 def log_lines(content):

@@ -8,6 +8,8 @@ KUBERNETES_VERSION = "1.33.0"
 
 # The Airflow lines a generated DAG must work on, with the newest Kubernetes provider each allows.
 AIRFLOW_PROVIDERS = {"3.3.2": "10.25.0", "2.10.5": "10.10.0"}
+# The Slack provider of each line, for a DAG whose failures go to a Mattermost or Slack webhook.
+SLACK_PROVIDERS = {"3.3.2": "9.11.1", "2.10.5": "9.5.0"}
 # The line the platform runs (the guide's): job repos and the sync job check DAGs with it by default.
 PLATFORM_AIRFLOW = "2.10.5"
 
@@ -79,3 +81,36 @@ def resource_problems(step, kind, request, limit):
     if not problems and quantity_value(str(request)) > quantity_value(str(limit)):
         problems.append(f"step {step}: {kind} request {request} is above its limit {limit}; the cluster refuses it")
     return problems
+
+
+# Why a step failed, in one line, from what Airflow wrote or raised about its pod (the provider's
+# messages, the scheduler's events): (pattern, reason). The first pattern found wins; "{}" is its
+# group. `make logs` reads them in a step's log, and each DAG in the error its failure message tells.
+NOT_PULLED = "check the tag exists in the registry and the image pull secret is in the namespace"
+PENDING = "the pod stayed Pending past the startup timeout"
+FAILURE_REASONS = [
+    (r"\bOOMKilled\b", "out of memory (OOMKilled): the step used more than its memory limit; give it more memory"),
+    (r"\b(ErrImagePull|ImagePullBackOff|InvalidImageName|ErrImageNeverPull)\b", "image not found ({}): " + NOT_PULLED),
+    (r"(?i)image cannot be pulled", "image not found (ErrImagePull): " + NOT_PULLED),
+    # "0/3 nodes are available: 3 Insufficient memory. preemption: ..."
+    (
+        r"\d+/\d+ nodes are available: (.*?)(?:\. preemption:.*|\.)?$",
+        "no node with the requested resources ({}): " + PENDING,
+    ),
+    (r"Pod took too long to (?:start|be scheduled)", "no node with the requested resources: " + PENDING),
+    (
+        r"(?:state='TERMINATED', reason='[^']*', exit_code=|returned a non-zero exit code |"
+        r"Command exited with return code |'exit_code': )(\d+)",
+        "exit code {}",
+    ),
+]
+
+
+def failure_reason(text, reasons=FAILURE_REASONS):
+    """Why a step failed, in one line, from its log or error text; None if the text does not say.
+    The last match counts, and an exit code 0 is no reason (the step's other containers end so)."""
+    for pattern, reason in reasons:
+        found = [match for match in re.finditer(pattern, text, re.M) if match.group(match.lastindex or 0) != "0"]
+        if found:
+            return reason.format(*found[-1].groups())
+    return None
