@@ -173,3 +173,23 @@ def test_a_run_or_step_that_does_not_exist_is_said_plainly(airflow):
     assert missing.stderr == f"logs: Airflow has no run 'manual__no-such-run' of {DAG_ID}\n"
     step = cli(airflow, "logs", "manual__no-such-run", "--step", "evaluate")
     assert step.returncode == 1 and step.stderr == "logs: no step 'evaluate'; the steps are: prepare, train\n"
+
+
+def test_the_job_readmes_recorded_run_is_what_make_trigger_prints(airflow):
+    """The job README shows a followed run: each of its lines (run ids, times and addresses aside) is
+    printed, in that order, by `make trigger WAIT=1` on the same demo run."""
+    readme = (airflow.repo / "README.md").read_text()
+    recorded = readme.split("$ make trigger WAIT=1\n", 1)[1].split("```", 1)[0].splitlines()
+    followed = make(airflow, "trigger", "WAIT=1", 'CONF={"lines": 3, "every": 1, "code": 3}')
+    assert followed.returncode == 2
+    printed = iter(same_shape(followed.stdout + followed.stderr))
+    missing = [line for line in same_shape("\n".join(recorded)) if line != "..." and line not in printed]
+    assert missing == [], followed.stdout + followed.stderr
+
+
+def same_shape(text):
+    """Lines with what differs from run to run (run ids, times, addresses) replaced by placeholders."""
+    text = re.sub(r"http://127\.0\.0\.1:\d+", "<airflow>", text)
+    text = re.sub(r"manual__[\w%:.+-]+", "<run>", text)
+    text = re.sub(r"\b\d\d:\d\d:\d\d\b", "<time>", text)
+    return re.sub(r" at \d+\.\d+", " at <when>", text).splitlines()
