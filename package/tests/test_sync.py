@@ -9,7 +9,7 @@ import pytest
 from confiance_job import sync
 from confiance_job.sync import DagsRepository, Release, SyncError, stamp
 
-DAG = 'DAG_ID = "my-job"\nDEFAULT_IMAGE_TAG = "0.1.0"  # CI sets this\n'
+DAG = 'DAG_ID = "my-job"\nDEFAULT_IMAGE_TAG = "0.1.0"  # CI sets this\ndag = DAG(dag_id=DAG_ID)\n'
 
 
 def git(*args, cwd):
@@ -44,7 +44,8 @@ def cloned(release, folder):
 
 
 def test_stamping_sets_the_default_image_tag_and_nothing_else():
-    assert stamp(DAG, "1.2.0") == 'DAG_ID = "my-job"\nDEFAULT_IMAGE_TAG = "1.2.0"  # CI sets this\n'
+    assert stamp(DAG, "1.2.0") == DAG.replace('"0.1.0"', '"1.2.0"')
+    assert stamp(DAG, "1.2.0") != DAG
 
 
 @pytest.mark.parametrize("text", ['DAG_ID = "x"\n', DAG + 'DEFAULT_IMAGE_TAG = "0.2.0"\n'])
@@ -152,6 +153,45 @@ def test_a_dag_id_defined_by_another_file_is_refused(dags_repo, tmp_path):
         SyncError, match=r"the DAG id my-job is already defined by team-a/my-job.py .* \(team-a/my-job\)"
     ):
         elsewhere.commit(stamp(DAG, "2.0.0"))
+
+
+DAG_ID_FORMS = {
+    "positional": ('with DAG("my-job", schedule=None):\n    pass\n', {"my-job"}),
+    "keyword": ('from airflow import models\ndag = models.DAG(schedule=None, dag_id="my-job")\n', {"my-job"}),
+    "constant": ('NAME = "my-job"\nwith DAG(NAME):\n    pass\n', {"my-job"}),
+    "decorator": ("@dag(schedule=None)\ndef my_job():\n    pass\n", {"my_job"}),
+    "bare decorator": ("@dag\ndef train_all():\n    pass\n", {"train_all"}),
+    "decorator with id": (
+        '@dag("my-job")\ndef anything():\n    pass\n@dag(dag_id="other")\ndef x():\n    pass\n',
+        {"my-job", "other"},
+    ),
+    "computed": ('import os\nwith DAG(os.environ["NAME"]):\n    pass\n', set()),
+    "mention only": ('# dag_id="my-job"\nprint("DAG(\'my-job\')")\nDAG_ID = "my-job"\n', set()),
+    "broken": ('with DAG("my-job"\n', set()),
+}
+
+
+@pytest.mark.parametrize("text, ids", DAG_ID_FORMS.values(), ids=DAG_ID_FORMS.keys())
+def test_dag_ids_are_read_as_airflow_builds_them(text, ids):
+    assert sync.dag_ids_defined(text) == ids
+
+
+def test_a_hand_written_dag_with_a_positional_id_is_seen_and_a_broken_file_blocks_nothing(dags_repo, tmp_path):
+    seed = cloned(release(dags_repo), tmp_path / "hand")
+    (seed.folder / "theirs.py").write_text('from airflow import DAG\nwith DAG("my-job"):\n    pass\n')
+    (seed.folder / "broken.py").write_text('with DAG("my-job"\n')
+    git("add", ".", cwd=seed.folder)
+    git("commit", "-q", "-m", "hand-written", cwd=seed.folder)
+    git("push", "-q", "origin", "master", cwd=seed.folder)
+    ours = cloned(release(dags_repo), tmp_path / "ours")
+    with pytest.raises(
+        SyncError, match=r"the DAG id my-job is already defined by theirs.py .* \(a file written by hand\)"
+    ):
+        ours.commit(stamp(DAG, "2.0.0"))
+    git("rm", "-q", "theirs.py", cwd=seed.folder)
+    git("commit", "-q", "-m", "gone", cwd=seed.folder)
+    git("push", "-q", "origin", "master", cwd=seed.folder)
+    assert cloned(release(dags_repo), tmp_path / "again").commit(stamp(DAG, "2.0.0")) is True
 
 
 def test_the_same_project_resyncs_freely(dags_repo, tmp_path):

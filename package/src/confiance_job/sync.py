@@ -10,6 +10,7 @@ makes no new commit; the token travels in an HTTP header, never in a URL or a
 log line.
 """
 
+import ast
 import base64
 import os
 import random
@@ -91,9 +92,53 @@ def with_owner(text, project):
     return OWNER_HEADER.format(project=project) + text
 
 
+def called_name(node):
+    """'DAG' for DAG(...), airflow.DAG(...) and DAG; 'dag' for @dag and @dag(...)."""
+    node = node.func if isinstance(node, ast.Call) else node
+    return node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", None)
+
+
+def dag_ids_defined(text):
+    """The DAG ids a Python file defines, read from its syntax tree as Airflow would build them:
+    DAG("id"), DAG(dag_id="id") (in a with or not), @dag and @dag(dag_id="id"), where the id is a
+    string or a module-level string constant. A file that does not parse defines none (Airflow
+    loads nothing from it either), so another team's broken file never blocks a release."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return set()
+    constants = {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+    def text_of(value):
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            return value.value
+        return constants.get(value.id) if isinstance(value, ast.Name) else None
+
+    def given_id(call):
+        keyword = next((k.value for k in call.keywords if k.arg == "dag_id"), None)
+        return text_of(keyword if keyword is not None else call.args[0]) if keyword or call.args else None
+
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and called_name(node) == "DAG":
+            ids.add(given_id(node))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for decorator in node.decorator_list:
+                if called_name(decorator) == "dag":
+                    named = given_id(decorator) if isinstance(decorator, ast.Call) else None
+                    ids.add(named or node.name)  # @dag without an id: the function's name
+    return ids - {None}
+
+
 def defines_dag_id(text, dag_id):
-    """Whether a DAG file defines this DAG id (as a DAG_ID constant or a dag_id= argument)."""
-    return re.search(rf"""(\bDAG_ID\s*=|\bdag_id\s*=)\s*["']{re.escape(dag_id)}["']""", text) is not None
+    """Whether a DAG file defines this DAG id."""
+    return dag_id in dag_ids_defined(text)
 
 
 def check_imports(path, dag_id, shown_as):
