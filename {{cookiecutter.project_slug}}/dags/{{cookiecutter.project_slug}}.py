@@ -66,11 +66,6 @@ ENV = {
 # (kubectl create secret generic ..., see README). Never put a secret in ENV or the form.
 SECRETS = {{ cookiecutter.secrets | items | tojson }}
 
-# A Kubernetes quantity, as the form's cpu and memory fields take it: 4, 500m, 16Gi.
-QUANTITY = r"{{ quantity_pattern }}"
-# An image tag: 0.2.0, dev-1a2b3c4. Not v0.2.0: that is the git tag, and no image has it.
-IMAGE_TAG_PATTERN = r"{{ image_tag_pattern }}"
-
 # GPU steps run on the GPU nodes, which only GPU pods may use (taint nvidia.com/gpu).
 GPU_NODE_TYPE = "{{ cookiecutter.gpu_instance_type }}"
 {%- if cookiecutter.use_nfs %}
@@ -82,16 +77,31 @@ NFS_VOLUME = k8s.V1Volume(
 )
 NFS_MOUNT = k8s.V1VolumeMount(name="nfs-data", mount_path="{{ cookiecutter.nfs_mount_path }}")
 {%- endif %}
+{%- if notify.emails or notify.connection %}
+
+{% if notify.emails -%}
+# Who hears when a step fails after its last retry: these addresses, by a mail sent through
+# Airflow's SMTP connection "smtp_default" (the platform's mail server; no password here).
+NOTIFY_EMAILS = {{ notify.emails | tojson }}
+{%- else -%}
+# Where a message goes when a step fails after its last retry: the Mattermost or Slack channel whose
+# webhook URL is kept in this Airflow connection (README: When a run fails). The URL is a password:
+# it never goes in this file.
+NOTIFY_CONNECTION = "{{ notify.connection }}"
+{%- endif %}
+{%- endif %}
+
+# ---- Above: the settings you may edit. Below: how Airflow turns them into the form and the pods. ----
+
+# A Kubernetes quantity, as the form's cpu and memory fields take it: 4, 500m, 16Gi.
+QUANTITY = r"{{ quantity_pattern }}"
+# An image tag: 0.2.0, dev-1a2b3c4. Not v0.2.0: that is the git tag, and no image has it.
+IMAGE_TAG_PATTERN = r"{{ image_tag_pattern }}"
 
 
 def command_field(step):
     """The form field that replaces a step's command."""
     return "command" if len(STEPS) == 1 else f"{step}_command"
-
-
-def from_form(field, default):
-    """A template Airflow fills in when the task runs: the form's value, or the default if left empty."""
-    return "{% raw %}{{ params.%s or %r }}{% endraw %}" % (field, default)
 
 
 def reserved_and_max(step, kind):
@@ -101,13 +111,14 @@ def reserved_and_max(step, kind):
     return str(reserved), str(maximum)
 
 
-def container_resources(step):
+def container_resources(step, form):
     """Requests and limits of a step's container; the form's cpu/memory, when given, set both."""
     (cpu, cpu_limit), (memory, memory_limit) = reserved_and_max(step, "cpu"), reserved_and_max(step, "memory")
+    cpu, cpu_limit = (form["cpu"], form["cpu"]) if form.get("cpu") else (cpu, cpu_limit)
+    memory, memory_limit = (form["memory"], form["memory"]) if form.get("memory") else (memory, memory_limit)
     gpus = {"nvidia.com/gpu": str(RESOURCES[step]["gpus"])} if RESOURCES[step]["gpus"] else {}
     return k8s.V1ResourceRequirements(
-        requests={"cpu": from_form("cpu", cpu), "memory": from_form("memory", memory)},
-        limits={"cpu": from_form("cpu", cpu_limit), "memory": from_form("memory", memory_limit), **gpus},
+        requests={"cpu": cpu, "memory": memory}, limits={"cpu": cpu_limit, "memory": memory_limit, **gpus}
     )
 
 
@@ -154,17 +165,6 @@ def run_env(context):
 
 {%- if notify.emails or notify.connection %}
 
-
-{% if notify.emails -%}
-# Who hears when a step fails after its last retry: these addresses, by a mail sent through
-# Airflow's SMTP connection "smtp_default" (the platform's mail server; no password here).
-NOTIFY_EMAILS = {{ notify.emails | tojson }}
-{%- else -%}
-# Where a message goes when a step fails after its last retry: the Mattermost or Slack channel whose
-# webhook URL is kept in this Airflow connection (README: When a run fails). The URL is a password:
-# it never goes in this file.
-NOTIFY_CONNECTION = "{{ notify.connection }}"
-{%- endif %}
 
 # The platform's rules for why a step failed, from the error Airflow raised about its pod.
 {{ failure_reasons_code }}
@@ -249,13 +249,17 @@ PARAMS = {
 
 
 class JobPodOperator(KubernetesPodOperator):
-    """A KubernetesPodOperator that adds the run's env and the form's extra env to the pod."""
+    """A KubernetesPodOperator whose pod, when its step starts, takes the Trigger form's command, cpu,
+    memory and env, and the run's env. The step is the task id."""
 
     def render_template_fields(self, context, jinja_env=None):
         super().render_template_fields(context, jinja_env)
-        # By now Airflow 3's provider has turned ENV into a list of V1EnvVar; Airflow 2's keeps the dict.
-        env = self.env_vars if isinstance(self.env_vars, dict) else {var.name: var.value for var in self.env_vars}
-        self.env_vars = {**env, **run_env(context), **(context["params"].get("env") or {})}
+        form, step = context["params"], self.task_id
+        self.arguments = [form.get(command_field(step)) or STEPS[step]]
+        self.container_resources = container_resources(step, form)
+        env = {var.name: var.value for var in self.env_vars}  # ENV, given as a list: the same on every provider
+        env.update({**run_env(context), **(form.get("env") or {})})
+        self.env_vars = [k8s.V1EnvVar(name=name, value=value) for name, value in env.items()]
 
 
 with DAG(
@@ -279,7 +283,7 @@ with DAG(
     },
 ) as dag:
     previous = None
-    for step, default_command in STEPS.items():
+    for step, command in STEPS.items():
         gpu = gpu_placement(step)
         task = JobPodOperator(
             task_id=step,
@@ -289,10 +293,10 @@ with DAG(
             image_pull_policy="Always",
             image_pull_secrets=[k8s.V1LocalObjectReference(name="{{ cookiecutter.image_pull_secret }}")],
             cmds=["bash", "-c"],
-            arguments=[from_form(command_field(step), default_command)],
-            env_vars=ENV,
+            arguments=[command],  # or the form's
+            env_vars=[k8s.V1EnvVar(name=name, value=value) for name, value in ENV.items()],
             env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=name)) for name in SECRETS],
-            container_resources=container_resources(step),
+            container_resources=container_resources(step, {}),  # or the form's
             affinity=gpu.get("affinity"),
             tolerations=gpu.get("tolerations"),
 {%- if cookiecutter.use_nfs %}
