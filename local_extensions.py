@@ -156,6 +156,11 @@ def static_env(answers):
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
 
+def is_url(answer):
+    """A URL, with its scheme or without (chat.example.org/hooks/...): an email address has no '/'."""
+    return "://" in answer or "/" in answer
+
+
 @_filter
 def notify(answers):
     """Who hears when a step fails after its last retry: {"emails": [...], "connection": "notify_<slug>"
@@ -166,7 +171,7 @@ def notify(answers):
         return plan
     if answer.lower() == "webhook":
         plan["connection"] = "notify_" + answers["project_slug"].replace("-", "_")
-    elif "://" in answer:
+    elif is_url(answer):
         plan["errors"].append(
             "a webhook URL holds its secret key, and answers are kept in the repo (.cruft.json): answer 'webhook', "
             "then keep the URL in Airflow (README: When a run fails)"

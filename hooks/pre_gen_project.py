@@ -9,10 +9,11 @@ import json
 import keyword
 import re
 import sys
+from pathlib import Path
 
 ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
 sys.path.insert(0, {{ template_dir | tojson }})  # the template's own rules, shared with its files
-from local_extensions import env_vars, notify, split_list, step_resources  # noqa: E402  (puts the package on the path)
+from local_extensions import env_vars, is_url, notify, split_list, step_resources  # noqa: E402  (puts the package on the path)
 from confiance_job.rules import AIRFLOW_PROVIDERS, QUANTITY, VERSION, quantity_value  # noqa: E402
 from slugify import slugify  # noqa: E402  (cookiecutter's own slugify)
 
@@ -175,9 +176,18 @@ def check_booleans():
             fail(field, "yes or no", "yes")
 
 
+def forget_in_replay(answer):
+    """Take a refused secret out of cookiecutter's replay files, which keep every answer as typed."""
+    for replay in (Path.home() / ".cookiecutter_replay").glob("*.json"):
+        text = replay.read_text()
+        if json.dumps(answer)[1:-1] in text:
+            replay.write_text(text.replace(json.dumps(answer)[1:-1], "<a webhook URL, removed>"))
+
+
 def check_notify():
     problems = notify(ANSWERS)["errors"]
-    if "://" in ANSWERS["notify"]:  # a webhook URL: its key is a password, never echoed
+    if is_url(ANSWERS["notify"]):  # a webhook URL: its key is a password, never echoed nor kept
+        forget_in_replay(ANSWERS["notify"])
         errors.append(f"  - notify = <a URL>\n      expected: 'webhook': {problems[0]}")
     elif problems:
         fail("notify", "'none', email addresses separated by commas, or 'webhook' (" + "; ".join(problems) + ")",

@@ -46,7 +46,8 @@ def test_a_failing_step_exits_non_zero_and_says_why(monkeypatch, capsys):
 
     monkeypatch.setitem(main.STEPS, STEPS[0], broken)
     assert run_step(STEPS[0]) != 0  # Airflow then marks the task failed
-    assert "the input table is empty" in capsys.readouterr().out  # the pod's log shows why
+    said = capsys.readouterr()
+    assert "the input table is empty" in said.out + said.err  # the pod's log shows both: it says why
 
 
 def test_a_second_run_overwrites_nothing_the_first_one_wrote(tmp_path):
