@@ -108,9 +108,10 @@ FAILURE_REASONS = [
 
 def failure_reason(text, reasons=FAILURE_REASONS):
     """Why a step failed, in one line, from its log or error text; None if the text does not say.
-    The last match counts, and an exit code 0 is no reason (the step's other containers end so)."""
+    The last match counts."""
     for pattern, reason in reasons:
-        found = [match for match in re.finditer(pattern, text, re.M) if match.group(match.lastindex or 0) != "0"]
+        found = [match.groups() for match in re.finditer(pattern, text, re.M)]
+        found = [groups for groups in found if groups != ("0",)]  # an exit code 0 is no failure
         if found:
-            return reason.format(*found[-1].groups())
+            return reason.format(*found[-1])
     return None
