@@ -27,6 +27,7 @@ from confiance_job.rules import (  # noqa: E402
     PLATFORM_AIRFLOW,
     QUANTITY_PATTERN,
     SLACK_PROVIDERS,
+    TOOLS,
     failure_reason,
     resource_problems,
 )
@@ -202,6 +203,7 @@ def template_globals():
         "platform_airflow": PLATFORM_AIRFLOW,
         "airflow_providers": AIRFLOW_PROVIDERS,
         "slack_providers": SLACK_PROVIDERS,
+        "tools": TOOLS,
         "kubernetes_version": KUBERNETES_VERSION,
         "quantity_pattern": QUANTITY_PATTERN,
         "image_tag_pattern": IMAGE_TAG_PATTERN,

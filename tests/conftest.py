@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
 
 sys.path.insert(0, str(ROOT / "package" / "src"))
-from confiance_job.rules import AIRFLOW_PROVIDERS, SLACK_PROVIDERS  # noqa: E402  (the platform's own lists)
+from confiance_job.rules import AIRFLOW_PROVIDERS, SLACK_PROVIDERS, TOOLS  # noqa: E402  (the platform's own lists)
 
 # The Airflow lines a generated DAG must work on, each with its providers; named by major version.
 AIRFLOW_LINES = {
@@ -31,7 +31,7 @@ AIRFLOW_LINES = {
     for version, provider in AIRFLOW_PROVIDERS.items()
 }
 # The platform's tooling (editable: the tests always run this checkout's code) and the test tools.
-AIRFLOW_TOOLS = ["-e", str(ROOT / "package"), "kubernetes-validate==1.37.0", "pytest==9.0.3"]
+AIRFLOW_TOOLS = ["-e", str(ROOT / "package")] + [f"{tool}=={TOOLS[tool]}" for tool in ("kubernetes-validate", "pytest")]
 
 # The tools installed next to this python (ruff, check-jsonschema, pre-commit, uv) come first.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"

@@ -7,6 +7,7 @@ import os
 import re
 
 import pytest
+from confiance_job.rules import TOOLS
 from engines import Registry, docker
 from gitlab import git, make_job_repo, run_branch_job, run_tag_pipeline
 from release import ci_variables, job_repo, release
@@ -117,7 +118,7 @@ def job_ci_python():
     """What the job repo's test job installs (requirements-dev.txt), already there: its pip install finds it all."""
     from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
 
-    extra = ["pip", "ruff==0.17.6", "pre-commit==4.7.0", "cruft==2.16.0"]
+    extra = ["pip", *(f"{tool}=={TOOLS[tool]}" for tool in ("ruff", "pre-commit", "cruft"))]
     return ensure_venv("job-ci", AIRFLOW_LINES["airflow2"] + AIRFLOW_TOOLS + extra)
 
 
