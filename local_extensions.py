@@ -17,6 +17,7 @@ from jinja2.ext import Extension
 sys.path.insert(0, str(Path(__file__).resolve().parent / "package" / "src"))
 sys.dont_write_bytecode = True  # two checkouts of the template in one place must never share compiled files
 from confiance_job import __version__ as TOOL_VERSION  # noqa: E402
+from confiance_job.answers import notify, split_list, static_env, step_resources  # noqa: E402
 from confiance_job.rules import (  # noqa: E402
     AIRFLOW_PROVIDERS,
     ENV_NAME_PATTERN,
@@ -29,11 +30,8 @@ from confiance_job.rules import (  # noqa: E402
     SLACK_PROVIDERS,
     TOOLS,
     failure_reason,
-    resource_problems,
 )
 
-RESOURCE_KEYS = ("cpu", "memory", "gpus")
-ENV_NAME = re.compile(ENV_NAME_PATTERN)
 FILTERS = {}
 
 
@@ -43,9 +41,9 @@ def _filter(function):
     return function
 
 
-def split_list(text):
-    """'a, b ,c' -> ['a', 'b', 'c']; '' -> []."""
-    return [item.strip() for item in str(text).split(",")] if str(text).strip() else []
+# How answers are read lives in the package (confiance_job.answers), with the rules that check them.
+for _reader in (step_resources, static_env, notify):
+    FILTERS[_reader.__name__] = _reader
 
 
 @_filter
@@ -75,112 +73,6 @@ def docstring(text):
 def one_line(text):
     """Text for a Markdown heading or a comment: newlines become spaces."""
     return " ".join(str(text).split())
-
-
-def parse_range(text):
-    """'2Gi/4Gi' -> ('2Gi', '4Gi'); '4' -> ('4', '4') (request = limit)."""
-    request, _, limit = text.partition("/")
-    return request.strip(), (limit or request).strip()
-
-
-def parse_overrides(text, steps):
-    """'train: memory=8Gi/16Gi gpus=2; predict: cpu=4' -> ({step: {key: value}}, [errors])."""
-    overrides, errors = {}, []
-    for part in filter(str.strip, str(text).split(";")):
-        step, colon, settings = part.partition(":")
-        step = step.strip()
-        if not colon or step not in steps:
-            errors.append(f"{part.strip()!r}: start with one of the steps ({', '.join(steps)}) and a colon")
-            continue
-        for setting in settings.split():
-            key, equals, value = setting.partition("=")
-            if not equals and overrides.get(step):  # "memory=8 GB": a space inside a value
-                errors.append(f"{step}: {setting!r}: no space inside a value (8Gi, not 8 GB)")
-            elif not equals or key not in RESOURCE_KEYS:
-                errors.append(f"{step}: {setting!r} is not cpu=..., memory=... or gpus=...")
-            elif key == "gpus":
-                if value.isdigit():
-                    overrides.setdefault(step, {})["gpus"] = int(value)
-                else:
-                    errors.append(f"{step}: gpus={value} is not a whole number")
-            else:
-                overrides.setdefault(step, {})[key] = parse_range(value)
-    return overrides, errors
-
-
-@_filter
-def step_resources(answers):
-    """Each step's cpu and memory (request, limit) and GPU count, and what is wrong with step_resources.
-
-    Every step starts from the cpu/memory answers; GPU steps get gpu_count GPUs;
-    step_resources then changes single steps."""
-    steps = split_list(answers["steps"])
-    gpu_steps = split_list(answers["gpu_steps"]) if answers["use_gpu"] is True else []
-    defaults = {
-        "cpu": (str(answers["cpu_request"]), str(answers["cpu_limit"])),
-        "memory": (str(answers["memory_request"]), str(answers["memory_limit"])),
-    }
-    gpu_count = int(answers["gpu_count"]) if str(answers["gpu_count"]).isdigit() else 1
-    overrides, errors = parse_overrides(answers["step_resources"], steps)
-    table = {}
-    for step in steps:
-        table[step] = {**defaults, "gpus": gpu_count if step in gpu_steps else 0, **overrides.get(step, {})}
-        for kind in ("cpu", "memory"):
-            if table[step][kind] != defaults[kind]:
-                errors += resource_problems(step, kind, *table[step][kind])
-    return {"table": table, "errors": errors}
-
-
-def env_vars(text):
-    """'A=1, B=x=y' -> ({'A': '1', 'B': 'x=y'}, [errors])."""
-    env, errors = {}, []
-    for item in split_list(text):
-        name, equals, value = item.partition("=")
-        if not equals or not ENV_NAME.match(name.strip()):
-            errors.append(f"{item!r} is not NAME=value (NAME: letters, digits, '_', not starting with a digit)")
-        else:
-            env[name.strip()] = value.strip()
-    return env, errors
-
-
-@_filter
-def static_env(answers):
-    """The environment every step gets: the job's name, its data folder, MLflow's server, then env_vars."""
-    data_dir = f"{answers['nfs_mount_path']}/{answers['project_slug']}" if answers["use_nfs"] is True else "/data"
-    env = {"JOB_NAME": answers["project_slug"], "DATA_DIR": data_dir}
-    if str(answers.get("mlflow_tracking_uri", "")).strip():  # every step logs to the same server and experiment
-        env["MLFLOW_TRACKING_URI"] = answers["mlflow_tracking_uri"].strip()
-        env["MLFLOW_EXPERIMENT_NAME"] = answers["project_slug"]
-    return {**env, **env_vars(answers["env_vars"])[0]}
-
-
-EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
-
-
-def is_url(answer):
-    """A URL, with its scheme or without (chat.example.org/hooks/...): an email address has no '/'."""
-    return "://" in answer or "/" in answer
-
-
-@_filter
-def notify(answers):
-    """Who hears when a step fails after its last retry: {"emails": [...], "connection": "notify_<slug>"
-    for a webhook kept in an Airflow connection, or "", "errors": [...]}. 'none' (or empty): nobody."""
-    answer = str(answers.get("notify", "none")).strip()
-    plan = {"emails": [], "connection": "", "errors": []}
-    if answer.lower() in ("", "none"):
-        return plan
-    if answer.lower() == "webhook":
-        plan["connection"] = "notify_" + answers["project_slug"].replace("-", "_")
-    elif is_url(answer):
-        plan["errors"].append(
-            "a webhook URL holds its secret key, and answers are kept in the repo (.cruft.json): answer 'webhook', "
-            "then keep the URL in Airflow (README: When a run fails)"
-        )
-    else:
-        plan["emails"] = split_list(answer.replace(";", ","))
-        plan["errors"] += [f"{email!r} is not an email address" for email in plan["emails"] if not EMAIL.match(email)]
-    return plan
 
 
 def failure_reasons_code():
