@@ -5,6 +5,8 @@ prints `problems(answers)`: all of them at once, each with the field, the rule a
 example. A pure function of the answers, so every rule is tested without baking.
 """
 
+from __future__ import annotations  # "str | None" on the Pythons the package supports (3.9)
+
 import json
 import keyword
 import re
