@@ -188,8 +188,9 @@ def test_the_job_readmes_recorded_run_is_what_make_trigger_prints(airflow):
 
 
 def same_shape(text):
-    """Lines with what differs from run to run (run ids, times, addresses) replaced by placeholders."""
-    text = re.sub(r"http://127\.0\.0\.1:\d+", "<airflow>", text)
+    """Lines with what differs from run to run (run ids, times, addresses, how each Airflow line starts a
+    log line: "20:25:49 " on 3, "[2026-12-04T20:25:49.652+0000] {subprocess.py:106} INFO - " on 2) made alike."""
+    text = re.sub(r"http://127\.0\.0\.1:\d+/\S*", "<page>", text)
     text = re.sub(r"manual__[\w%:.+-]+", "<run>", text)
-    text = re.sub(r"\b\d\d:\d\d:\d\d\b", "<time>", text)
+    text = re.sub(r"^(\[[^]]+\] \{[^}]+\} [A-Z]+ - |\d\d:\d\d:\d\d )", "<time> ", text, flags=re.M)
     return re.sub(r" at \d+\.\d+", " at <when>", text).splitlines()
