@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import COMBINATIONS, DEFAULTS, bake, fewest_covering_every_value, find, run
+from support.commands import run
+from support.matrix import COMBINATIONS, fewest_covering_every_value, find
+from support.template import DEFAULTS, bake
 
 CHECK_DAGS = Path(__file__).parent / "helpers" / "check_dags.py"
 

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import AIRFLOW_PROVIDERS, COMBINATIONS, DEFAULTS, OPTIONS, ROOT, bake, find, run
-from gitlab import GitLabLoader
+from confiance_job.rules import AIRFLOW_PROVIDERS
+from support import ROOT
+from support.commands import run
+from support.gitlab import GitLabLoader
+from support.matrix import COMBINATIONS, OPTIONS, find
+from support.template import DEFAULTS, bake
 
 COMMON_FILES = {
     ".cruft.json",

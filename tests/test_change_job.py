@@ -13,8 +13,10 @@ import sys
 
 import pytest
 import yaml
-from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, ROOT, ensure_venv, run
-from gitlab import GitLabLoader, git
+from support import ROOT
+from support.commands import run
+from support.gitlab import GitLabLoader, git
+from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
 from test_template_update import commit_all, conflicts, copy_template
 
 sys.path.insert(0, str(ROOT / "package" / "src"))

@@ -6,8 +6,10 @@ import json
 import os
 
 import pytest
-from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, bake, ensure_venv, run
-from mlflow_server import MLFLOW_VERSION, tags
+from support.commands import run
+from support.mlflow_server import MLFLOW_VERSION, tags
+from support.template import bake
+from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
 
 STEPS = ["prepare", "train", "predict"]
 EXPERIMENT = "air-liquide-timeseries"

@@ -1,5 +1,5 @@
 """A new user's first day with a job repo: `make dev` against the Nexus PyPI (pypiserver with
-authentication standing in, tests/pypi.py) with their own pip credentials, what it says when it
+authentication standing in, tests/support/pypi.py) with their own pip credentials, what it says when it
 cannot and how it runs again once fixed; and the other make commands' traps on a fresh repo.
 
 Most job repos here need the platform's package only (`platform_only`): make dev then takes
@@ -11,11 +11,13 @@ import time
 
 import pytest
 from confiance_job import __version__ as PACKAGE_VERSION
-from conftest import CACHE, bake, need, run
-from pypi import PYPI_SERVER, PrivateIndex, build_distributions
+from support import CACHE
+from support.commands import need, run
+from support.pypi import PYPI_SERVER, PrivateIndex, build_distributions
+from support.template import bake
+from support.user_code import with_user_code
 from test_guide_jobs import GUIDE_JOBS
 from test_private_index import clean_pip_env, copy_of_package, index_secrets, leaked
-from user_code import with_user_code
 
 FAIL_FAST = 30  # seconds: a make dev that cannot install says so well before any big download
 PYTHON_STEP = [".venv/bin/python", "main.py"]

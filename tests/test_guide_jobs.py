@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, bake, need, run
-from engines import CUDA_BASE_IMAGE as CUDA_BASE  # the base image the prompt suggests for GPU code
+from support import ROOT
+from support.commands import need, run
+from support.engines import CUDA_BASE_IMAGE as CUDA_BASE  # the base image the prompt suggests for GPU code
+from support.template import bake
 
 RENDER_RUNS = Path(__file__).parent / "helpers" / "render_runs.py"
 DATASET = "/nfsdata/EC1/UC_Thales_Aerial_Photograph_Interpretation/Dataset/XVIEW_Confiance"
@@ -154,8 +156,8 @@ SHOW_SECRET = (
 @pytest.fixture(scope="module")
 def released(engines, tmp_path_factory):
     """Both jobs pushed with `git tag v0.1.0` through the shared CI: {name: (repo, pipeline, synced DAG)}."""
-    from gitlab import FakeGitLab, make_job_repo
-    from release import release
+    from support.gitlab import FakeGitLab, make_job_repo
+    from support.release import release
 
     registry, airflow_python = engines
     root = tmp_path_factory.mktemp("released")
@@ -182,7 +184,7 @@ def nfs(tmp_path):
 
 @pytest.fixture
 def pod_runner(engines, tmp_path):
-    from pods import PODMAN, PodRunner
+    from support.pods import PODMAN, PodRunner
 
     need(PODMAN, "podman is not installed (apt-get install podman catatonit)")
     return PodRunner(tmp_path / "podman", engines[0])
@@ -191,7 +193,7 @@ def pod_runner(engines, tmp_path):
 @pytest.mark.engine
 @pytest.mark.xdist_group("engines")
 def test_both_images_build_and_the_cuda_one_brings_its_own_python(engines, released):
-    from engines import docker
+    from support.engines import docker
 
     for name, (repo, pipeline, _) in released.items():
         image = f"{engines[0].host}/confiance/{repo.name}:0.1.0"

@@ -5,7 +5,8 @@ import json
 import re
 
 import pytest
-from conftest import bake, run
+from support.commands import run
+from support.template import bake
 
 STEPS = "prepare,train"
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 from confiance_job.answers import problems
-from conftest import ROOT, answers_with_defaults, bake, run
 from cookiecutter.exceptions import FailedHookException
+from support import ROOT
+from support.commands import run
+from support.template import answers_with_defaults, bake
 
 INVALID_ANSWERS = [
     # (answers, field named in the message, words of the rule)

@@ -11,10 +11,12 @@ from datetime import datetime
 from types import SimpleNamespace
 
 import pytest
-from airflow_server import PASSWORD, USER, Airflow2Standalone, AirflowServer
 from confiance_job.logs import follow_logs
 from confiance_job.trigger import Airflow, TriggerError
-from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, bake, ensure_venv, run, wait_until
+from support.airflow_server import PASSWORD, USER, Airflow2Standalone, AirflowServer
+from support.commands import run, wait_until
+from support.template import bake
+from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
 
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("airflow-logs")]
 

@@ -1,6 +1,6 @@
 """The Air Liquide job as its data scientist writes it (tests/user_job: pandas, scikit-learn,
 MLflow), baked with the guide's answers and a tracking server, built into an image, and its pods
-played by podman against a real MLflow server with users (tests/mlflow_server.py): one Airflow
+played by podman against a real MLflow server with users (tests/support/mlflow_server.py): one Airflow
 run is one MLflow run, a retry reopens it, predict loads the model train logged, and the MLflow
 password shows nowhere."""
 
@@ -14,10 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, bake, ensure_venv, need, run
-from mlflow_server import metrics, params, tags
+from support.commands import need, run
+from support.mlflow_server import metrics, params, tags
+from support.template import bake
+from support.user_code import with_user_code
+from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
 from test_guide_jobs import GUIDE_JOBS
-from user_code import with_user_code
 
 RENDER_RUNS = Path(__file__).parent / "helpers" / "render_runs.py"
 EXPERIMENT = "air-liquide-timeseries"  # the DAG's MLFLOW_EXPERIMENT_NAME: the job's slug
@@ -56,7 +58,7 @@ def job_tests(job):
 @pytest.fixture(scope="module")
 def image(engines, job, tmp_path_factory):
     """`make build`'s image (pandas, scikit-learn and mlflow-skinny from PyPI), pushed where the pods pull it."""
-    from engines import docker
+    from support.engines import docker
 
     registry = engines[0]
     tag = f"{registry.host}/confiance/{job.name}:0.1.0"
@@ -90,7 +92,7 @@ def played(engines, job_tests, image, pods, mlflow_server, tmp_path_factory):
     """The first run's three pods, a retry of its train pod, then the second run's: {name: result}.
     The pods share this machine's network, to reach the tracking server on loopback.
     (job_tests first: the job repo's tests run meanwhile.)"""
-    from pods import PODMAN, PodRunner
+    from support.pods import PODMAN, PodRunner
 
     need(PODMAN, "podman is not installed (apt-get install podman catatonit)")
     mlflow_server.ready()
@@ -186,7 +188,7 @@ def test_a_second_airflow_run_is_a_second_mlflow_run(played, pods, mlflow_server
 
 
 def test_the_mlflow_password_is_in_no_log_manifest_dag_or_image(played, pods, job, image, mlflow_server, tmp_path):
-    from leaks import image_leaks, secret_forms
+    from support.leaks import image_leaks, secret_forms
 
     _, results = played
     secrets = secret_forms(mlflow_server.password, basic_auth=[(mlflow_server.user, mlflow_server.password)])

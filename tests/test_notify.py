@@ -20,10 +20,12 @@ from types import SimpleNamespace
 
 import pytest
 from aiosmtpd.controller import Controller
-from airflow_server import PASSWORD, USER, Airflow2Standalone, AirflowServer
 from confiance_job.trigger import Airflow
-from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, bake, ensure_venv, run, wait_until
-from engines import free_port
+from support.airflow_server import PASSWORD, USER, Airflow2Standalone, AirflowServer
+from support.commands import run, wait_until
+from support.engines import free_port
+from support.template import bake
+from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
 
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("airflow-logs")]
 

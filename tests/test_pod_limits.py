@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import bake, run
+from support.commands import run
+from support.template import bake
 
 POD_LIMITS = Path(__file__).parent / "helpers" / "pod_limits.py"
 

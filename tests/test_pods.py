@@ -6,8 +6,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import need, run
-from pods import PODMAN, PodRunner
+from support.commands import need, run
+from support.pods import PODMAN, PodRunner
 
 pytestmark = [pytest.mark.engine]
 

@@ -1,4 +1,4 @@
-"""The Nexus PyPI, stood in for by pypiserver with authentication (tests/pypi.py): the template
+"""The Nexus PyPI, stood in for by pypiserver with authentication (tests/support/pypi.py): the template
 repo's own CI publishes the confiance-job package to it with twine on a tag; a baked repo's dev
 setup installs the package from it; an image build installs a private package from it through
 the BuildKit secret, and fails clearly without; the credentials are never printed or stored."""
@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 from confiance_job import __version__ as PACKAGE_VERSION
-from conftest import CACHE, ROOT, bake, need, run
-from engines import docker
-from gitlab import GITLAB_CI_LOCAL, PipelineRun, git
-from leaks import image_leaks, secret_forms
-from pypi import PYPI_SERVER, PrivateIndex, build_distributions, write_demo_package
+from support import CACHE, ROOT
+from support.commands import need, run
+from support.engines import docker
+from support.gitlab import GITLAB_CI_LOCAL, PipelineRun, git
+from support.leaks import image_leaks, secret_forms
+from support.pypi import PYPI_SERVER, PrivateIndex, build_distributions, write_demo_package
+from support.template import bake
 
 TEMPLATE_REMOTE = "https://git.irt-systemx.fr/confianceai/ec_1/fa2_infrastructure/confiance-job.git"
 BUILD_LEFTOVERS = shutil.ignore_patterns("*.egg-info", "__pycache__", ".*_cache", "build", "dist")

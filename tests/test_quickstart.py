@@ -3,7 +3,9 @@
 import os
 import re
 
-from conftest import CACHE, ROOT, bake, run
+from support import CACHE, ROOT
+from support.commands import run
+from support.template import bake
 
 
 def quick_start_commands():

@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from builders import choose_builder
-from conftest import need, run
-from engines import Registry, docker, free_port
-from gitlab import GITLAB_CI_LOCAL, FakeGitLab, git, make_job_repo, run_tag_pipeline
-from leaks import image_leaks, secret_forms
-from release import DAGS_TOKEN, ci_variables, job_repo, release
+from support.builders import choose_builder
+from support.commands import need, run
+from support.engines import Registry, docker, free_port
+from support.gitlab import GITLAB_CI_LOCAL, FakeGitLab, git, make_job_repo, run_tag_pipeline
+from support.leaks import image_leaks, secret_forms
+from support.release import DAGS_TOKEN, ci_variables, job_repo, release
 
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
 

@@ -7,7 +7,9 @@ import os
 import time
 
 import pytest
-from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, bake, ensure_venv, need, run
+from support.commands import need, run
+from support.template import bake
+from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
 from test_guide_jobs import GUIDE_JOBS, SHOW_SECRET
 
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
@@ -20,7 +22,7 @@ STEPS = ["prepare", "train", "predict"]
 @pytest.fixture(scope="module")
 def airflow_bin():
     """A Docker engine with the base images, and the platform's Airflow venv (what make dev installs)."""
-    from engines import BASE_IMAGES, ensure_base_images, start_dockerd
+    from support.engines import BASE_IMAGES, ensure_base_images, start_dockerd
 
     need(start_dockerd(), "no Docker engine answers and dockerd cannot be started here")
     need(ensure_base_images(), f"no {' and '.join(BASE_IMAGES)} images and no debootstrap (as root) to make them")
@@ -30,7 +32,7 @@ def airflow_bin():
 @pytest.fixture(scope="module")
 def job(airflow_bin, tmp_path_factory):
     """The Air Liquide job repo with its .env.secrets, and its image built as make build does."""
-    from engines import docker
+    from support.engines import docker
 
     repo = bake(tmp_path_factory.mktemp("local"), **GUIDE_JOBS["air-liquide"])
     (repo / ".env.secrets").write_text(f"MLFLOW_TRACKING_USERNAME={USER}\nMLFLOW_TRACKING_PASSWORD={PASSWORD}\n")
@@ -76,7 +78,7 @@ def test_each_run_gets_a_folder_of_its_own(job, two_runs):
 
 
 def test_the_secret_reaches_the_step_and_shows_in_no_output_command_or_image(job, two_runs):
-    from engines import docker
+    from support.engines import docker
 
     digest = hashlib.sha256(PASSWORD.encode()).hexdigest()
     assert f"password sha256 {digest}" in two_runs[1][1]  # it reached the process

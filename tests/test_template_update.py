@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run
-from gitlab import GitLabLoader, git
+from support import ROOT
+from support.commands import run
+from support.gitlab import GitLabLoader, git
 
 DAG_TEMPLATE = Path("{{cookiecutter.project_slug}}") / "dags" / "{{cookiecutter.project_slug}}.py"
 MAIN_TEMPLATE = Path("{{cookiecutter.project_slug}}") / "main.py"

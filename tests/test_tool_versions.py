@@ -5,7 +5,8 @@ same ruff, and a newer one never fails CI on code the commit checks accepted."""
 import re
 
 from confiance_job.rules import TOOLS
-from conftest import ROOT, bake
+from support import ROOT
+from support.template import bake
 
 PIN = re.compile(r"""["']?([A-Za-z0-9_.-]+)\s*(==|>=|<=|~=|<|>)\s*([^\s"',;#\]]+)""")
 

@@ -12,12 +12,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from airflow_server import PASSWORD, USER, Airflow2Server, AirflowServer, GitSync
 from confiance_job.trigger import Airflow
-from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, CACHE, ROOT, ensure_venv, need, run, wait_until
-from gitlab import DAGS_PROJECT, FakeGitLab, make_job_repo
-from pods import PODMAN, PodRunner
-from release import release
+from support import CACHE, ROOT
+from support.airflow_server import PASSWORD, USER, Airflow2Server, AirflowServer, GitSync
+from support.commands import need, run, wait_until
+from support.gitlab import DAGS_PROJECT, FakeGitLab, make_job_repo
+from support.pods import PODMAN, PodRunner
+from support.release import release
+from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
 
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
 

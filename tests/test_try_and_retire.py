@@ -8,9 +8,9 @@ import re
 
 import pytest
 from confiance_job.rules import TOOLS
-from engines import Registry, docker
-from gitlab import git, make_job_repo, run_branch_job, run_tag_pipeline
-from release import ci_variables, job_repo, release
+from support.engines import Registry, docker
+from support.gitlab import git, make_job_repo, run_branch_job, run_tag_pipeline
+from support.release import ci_variables, job_repo, release
 
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
 
@@ -116,7 +116,7 @@ def test_a_tag_pipeline_lists_no_dev_or_retire_job(engines, gitlab, tmp_path):
 @pytest.fixture(scope="module")
 def job_ci_python():
     """What the job repo's test job installs (requirements-dev.txt), already there: its pip install finds it all."""
-    from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
+    from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
 
     extra = ["pip", *(f"{tool}=={TOOLS[tool]}" for tool in ("ruff", "pre-commit", "cruft"))]
     return ensure_venv("job-ci", AIRFLOW_LINES["airflow2"] + AIRFLOW_TOOLS + extra)

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from conftest import ROOT, bake, run
-from engines import DOCKER
+
+from support import ROOT
+from support.commands import run
+from support.engines import DOCKER
+from support.template import bake
 
 HOST = "git.irt-systemx.fr"
 TEMPLATES_PROJECT = "confianceai/ec_1/fa2_infrastructure/gitlab-ci-pipelines"

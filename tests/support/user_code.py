@@ -4,7 +4,7 @@ MLflow), put in a baked job repo in place of the example, as its README tells th
 import shutil
 from pathlib import Path
 
-USER_JOB = Path(__file__).parent / "user_job"
+USER_JOB = Path(__file__).parents[1] / "user_job"
 # Where the generated test_main.py keeps its one test of the example code, which the user replaces.
 EXAMPLE_TESTS = "# ---- About the example code"
 

@@ -15,7 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from conftest import CACHE, run, wait_until
+from support import CACHE
+from support.commands import run, wait_until
 
 # Debian's client speaks BuildKit to Debian's engine; a newer client on PATH may insist on buildx.
 DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.which("docker")

@@ -10,8 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import run, wait_until
-from engines import free_port
+from support.commands import run, wait_until
+from support.engines import free_port
 
 USER, PASSWORD = "admin", "admin-Pa55"
 SYNC_PERIOD = 2  # seconds; the platform syncs every 60

@@ -14,8 +14,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from conftest import ensure_venv, wait_until
-from engines import free_port
+from support.commands import wait_until
+from support.engines import free_port
+from support.venvs import ensure_venv
 
 MLFLOW_VERSION = "3.17.2"  # the newest whose packages are all on PyPI (3.18.0 lacks mlflow-tracing)
 ADMIN = "admin"

@@ -1,8 +1,8 @@
 """Pushing a release tag the way a user does, with the CI variables an admin sets.
 (The `engines` and `gitlab` fixtures live in conftest.py.)"""
 
-from builders import choose_builder
-from gitlab import git, make_job_repo, run_tag_pipeline
+from support.builders import choose_builder
+from support.gitlab import git, make_job_repo, run_tag_pipeline
 
 DAGS_TOKEN = "glpat-Dags-T0ken-x9"
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import run
+from support.commands import run
 
 PODMAN = shutil.which("podman")
 # Root here cannot raise its file limits (no CAP_SYS_RESOURCE); no systemd either.

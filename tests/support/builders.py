@@ -10,8 +10,8 @@ import itertools
 import os
 import shutil
 
-from conftest import need, run
-from engines import BASE_IMAGE
+from support.commands import need, run
+from support.engines import BASE_IMAGE
 
 BUILDERS = ("docker", "buildah")
 # A job repo's choice, as its .gitlab-ci.yml carries it.

@@ -13,8 +13,8 @@ import urllib.request
 import warnings
 from pathlib import Path
 
-from conftest import run, wait_until
-from engines import free_port
+from support.commands import run, wait_until
+from support.engines import free_port
 
 # pypiserver and twine come with the test tools (requirements-dev.txt), next to this python.
 PYPI_SERVER = shutil.which("pypi-server", path=str(Path(sys.executable).parent))

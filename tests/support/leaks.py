@@ -4,7 +4,7 @@ import base64
 import tarfile
 import urllib.parse
 
-from engines import docker
+from support.engines import docker
 
 
 def secret_forms(*secrets, basic_auth=()):

@@ -1,0 +1,28 @@
+"""Baking job repos from this checkout of the template, and the answers a bake uses."""
+
+import sys
+from pathlib import Path
+
+from cookiecutter.generate import generate_context
+from cookiecutter.main import cookiecutter
+from cookiecutter.prompt import prompt_for_config
+
+from support import ROOT
+
+
+def bake(output_dir, **answers):
+    """Generate a job repo with cookiecutter's API; returns its folder."""
+    return Path(cookiecutter(str(ROOT), no_input=True, extra_context=answers, output_dir=str(output_dir)))
+
+
+def answers_with_defaults(answers):
+    """Every answer cookiecutter uses for these: them, and cookiecutter.json's defaults rendered as a bake does."""
+    sys.path.insert(0, str(ROOT))  # the template's Jinja extensions, which the defaults use
+    try:
+        context = generate_context(str(ROOT / "cookiecutter.json"), extra_context=answers)
+        return dict(prompt_for_config(context, no_input=True))
+    finally:
+        sys.path.remove(str(ROOT))
+
+
+DEFAULTS = answers_with_defaults({})
