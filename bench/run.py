@@ -24,8 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the test suite's engines, GitLab stand-in and helpers
 
-from conftest import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv, run  # noqa: E402
-from engines import BASE_IMAGE, Registry, docker, ensure_base_image, start_dockerd  # noqa: E402
+from support.commands import run  # noqa: E402
+from support.engines import BASE_IMAGE, Registry, docker, ensure_base_image, start_dockerd  # noqa: E402
+from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv  # noqa: E402
 
 BASELINE = ROOT / "bench" / "baseline"
 PARSE_DAGS = ROOT / "bench" / "parse_dags.py"
@@ -197,9 +198,9 @@ def measure_bake(folder, repeat):
 def measure_releases(folder, settings):
     """Per builder, through the test suite's GitLab stand-in: the tag pipeline of a job whose dependency
     layer is large, then a code-only release on a fresh runner, and that release's limit."""
-    from builders import BuildahRunners, Builder
-    from gitlab import GITLAB_CI_LOCAL, FakeGitLab, git
-    from release import job_repo, release
+    from support.builders import BuildahRunners, Builder
+    from support.gitlab import GITLAB_CI_LOCAL, FakeGitLab, git
+    from support.release import job_repo, release
 
     if not GITLAB_CI_LOCAL:
         sys.exit("bench: gitlab-ci-local is not installed (see README: .ci/run provisions it)")
