@@ -105,3 +105,23 @@ def test_a_failing_step_stops_the_run_with_its_exit_code(airflow_bin, job, two_r
     assert result.returncode == 3, result.stdout + result.stderr
     assert "train failed with exit code 3" in result.stdout and "predict:" not in result.stdout
     assert [path.name for path in run_folders(job)[-1].iterdir()] == ["prepare.json"]
+
+
+def test_podman_runs_the_same_pods(airflow_bin, job, two_runs, tmp_path):
+    """On a machine with podman rather than docker: the same run, the files passed along in data/."""
+    from support.pods import CONTAINERS_CONF, PODMAN
+
+    need(PODMAN, "podman is not installed (apt-get install podman catatonit)")
+    (tmp_path / "containers.conf").write_text(CONTAINERS_CONF)  # this machine's limits (no systemd, file limits)
+    env = {**os.environ, "CONTAINERS_CONF": str(tmp_path / "containers.conf")}
+    run([PODMAN, "pull", "--quiet", f"docker-daemon:{IMAGE}"], env=env)  # the image make build made, in podman
+    try:
+        command = [airflow_bin / "confiance-job", "run", "--all", "--engine", "podman", "--image", IMAGE]
+        result = run(command, cwd=job, env=env, check=False)
+    finally:
+        run([PODMAN, "image", "rm", "--force", IMAGE], env=env, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("$ podman run --rm ") == 3
+    folder = run_folders(job)[-1]
+    assert folder not in (two_runs[0][0], two_runs[1][0])
+    assert sorted(path.name for path in folder.iterdir()) == sorted(f"{step}.json" for step in STEPS)
