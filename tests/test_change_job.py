@@ -15,9 +15,9 @@ import pytest
 import yaml
 from support import ROOT
 from support.commands import run
-from support.gitlab import GitLabLoader, git
+from support.gitlab import GitLabLoader, commit_all, conflicts, git
+from support.template import copy_template
 from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
-from test_template_update import commit_all, conflicts, copy_template
 
 sys.path.insert(0, str(ROOT / "package" / "src"))
 from confiance_job.sync import OWNER_HEADER  # noqa: E402  (the header every synced DAG file starts with)

@@ -13,11 +13,18 @@ import pytest
 from confiance_job import __version__ as PACKAGE_VERSION
 from support import CACHE
 from support.commands import need, run
-from support.pypi import PYPI_SERVER, PrivateIndex, build_distributions
+from support.guide_jobs import GUIDE_JOBS
+from support.pypi import (
+    PYPI_SERVER,
+    PrivateIndex,
+    build_distributions,
+    clean_pip_env,
+    copy_of_package,
+    index_secrets,
+    leaked,
+)
 from support.template import bake
 from support.user_code import with_user_code
-from test_guide_jobs import GUIDE_JOBS
-from test_private_index import clean_pip_env, copy_of_package, index_secrets, leaked
 
 FAIL_FAST = 30  # seconds: a make dev that cannot install says so well before any big download
 PYTHON_STEP = [".venv/bin/python", "main.py"]

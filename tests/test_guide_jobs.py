@@ -13,29 +13,10 @@ from pathlib import Path
 import pytest
 from support import ROOT
 from support.commands import need, run
-from support.engines import CUDA_BASE_IMAGE as CUDA_BASE  # the base image the prompt suggests for GPU code
+from support.guide_jobs import CUDA_BASE, DATASET, GUIDE_JOBS, SHOW_SECRET
 from support.template import bake
 
 RENDER_RUNS = Path(__file__).parent / "helpers" / "render_runs.py"
-DATASET = "/nfsdata/EC1/UC_Thales_Aerial_Photograph_Interpretation/Dataset/XVIEW_Confiance"
-
-GUIDE_JOBS = {
-    "thales": {
-        "project_name": "Thales Aerial Photograph Interpretation",
-        "use_nfs": True,
-        "use_gpu": True,
-        "env_vars": f"CONFIANCE_BDD={DATASET}",
-        "base_image": CUDA_BASE,
-    },
-    "air-liquide": {
-        "project_name": "Air Liquide TimeSeries",
-        "steps": "prepare,train,predict",
-        "use_gpu": True,
-        "gpu_steps": "train",
-        "step_resources": "train: memory=8Gi/16Gi cpu=2/4",
-        "secrets": "mlflow-credentials",
-    },
-}
 # What a person types in the form for the Thales job (the guide's own command, minus its GPU pinning).
 THALES_COMMAND = "python3 main.py run --dry-run"
 TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -147,10 +128,6 @@ def test_each_run_of_the_air_liquide_job_has_a_folder_of_its_own(guide_pods):
 # ---- For real: released through the shared CI, then run as the cluster would. ----
 
 MLFLOW_SECRET = {"MLFLOW_TRACKING_USERNAME": "air-liquide-bot", "MLFLOW_TRACKING_PASSWORD": "mlfl0w-S3cret!/42"}
-SHOW_SECRET = (
-    'python -c "import hashlib, os; '
-    "print('password sha256', hashlib.sha256(os.environ['MLFLOW_TRACKING_PASSWORD'].encode()).hexdigest())\""
-)
 
 
 @pytest.fixture(scope="module")

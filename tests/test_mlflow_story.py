@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from support.commands import need, run
+from support.guide_jobs import GUIDE_JOBS
 from support.mlflow_server import metrics, params, tags
 from support.template import bake
 from support.user_code import with_user_code
 from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
-from test_guide_jobs import GUIDE_JOBS
 
 RENDER_RUNS = Path(__file__).parent / "helpers" / "render_runs.py"
 EXPERIMENT = "air-liquide-timeseries"  # the DAG's MLFLOW_EXPERIMENT_NAME: the job's slug

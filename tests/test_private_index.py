@@ -17,41 +17,23 @@ from support import CACHE, ROOT
 from support.commands import need, run
 from support.engines import docker
 from support.gitlab import GITLAB_CI_LOCAL, PipelineRun, git
-from support.leaks import image_leaks, secret_forms
-from support.pypi import PYPI_SERVER, PrivateIndex, build_distributions, write_demo_package
+from support.leaks import image_leaks
+from support.pypi import (
+    PYPI_SERVER,
+    PrivateIndex,
+    build_distributions,
+    clean_pip_env,
+    copy_of_package,
+    index_secrets,
+    leaked,
+    write_demo_package,
+)
 from support.template import bake
 
 TEMPLATE_REMOTE = "https://git.irt-systemx.fr/confianceai/ec_1/fa2_infrastructure/confiance-job.git"
-BUILD_LEFTOVERS = shutil.ignore_patterns("*.egg-info", "__pycache__", ".*_cache", "build", "dist")
 INIT_FILE = "package/src/confiance_job/__init__.py"
 WHEEL = f"confiance_job-{PACKAGE_VERSION}-py3-none-any.whl"
 DEMO_PACKAGE, DEMO_TEXT = "confiance-private-demo", "served by the private index"
-SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-
-
-def clean_pip_env(**extra):
-    """This environment, but pip reads no configuration file: this machine's pip.conf adds local
-    wheel folders that a user's laptop or a CI runner does not have. The index sends what it does not
-    hold to pypi.org, over TLS that this network intercepts: the pip of a new venv (23.2 with Python
-    3.11; truststore only from pip 24.2) trusts the local CA only through PIP_CERT."""
-    env = {name: value for name, value in os.environ.items() if name != "PIP_FIND_LINKS"}
-    if SYSTEM_CA_BUNDLE.exists():
-        env.setdefault("PIP_CERT", str(SYSTEM_CA_BUNDLE))
-    return {**env, "PIP_CONFIG_FILE": os.devnull, **extra}
-
-
-def leaked(secrets, *texts):
-    return sorted(secret for secret in secrets if any(secret in text for text in texts))
-
-
-def index_secrets(index):
-    return secret_forms(index.password, basic_auth=[(index.user, index.password)])
-
-
-def copy_of_package(folder):
-    """package/ without build leftovers, so that a build never writes into this checkout."""
-    shutil.copytree(ROOT / "package", folder, ignore=BUILD_LEFTOVERS)
-    return folder
 
 
 @pytest.fixture(scope="module")

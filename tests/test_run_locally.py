@@ -8,9 +8,9 @@ import time
 
 import pytest
 from support.commands import need, run
+from support.guide_jobs import GUIDE_JOBS, SHOW_SECRET
 from support.template import bake
 from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
-from test_guide_jobs import GUIDE_JOBS, SHOW_SECRET
 
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
 

@@ -8,7 +8,6 @@ run them, each in its own process, so every bake renders the template it was giv
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import pytest
 import yaml
 from support import ROOT
 from support.commands import run
-from support.gitlab import GitLabLoader, git
-from support.template import bake
+from support.gitlab import GitLabLoader, commit_all, conflicts, git
+from support.template import bake, copy_template
 
 DAG_TEMPLATE = Path("{{cookiecutter.project_slug}}") / "dags" / "{{cookiecutter.project_slug}}.py"
 MAIN_TEMPLATE = Path("{{cookiecutter.project_slug}}") / "main.py"
@@ -26,7 +25,6 @@ USER_CODE = '''    """Count the words of the dataset: the team's own code."""
     save_json(settings, "run.json", {"words": words})
 '''
 TEMPLATE_NOTE = "# Plumbing note from the template's next version.\n"
-CONFLICT_MARKERS = re.compile(r"^(<<<<<<<|>>>>>>>)", re.M)
 
 
 @pytest.fixture(scope="session")
@@ -37,26 +35,12 @@ def template_files():
     return sorted(path for path in set(tracked + new) if path and (ROOT / path).is_file())
 
 
-def copy_template(files, folder):
-    for path in files:
-        (folder / path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / path, folder / path)
-    return folder
-
-
 @pytest.fixture
 def template(tmp_path, template_files):
     """The template as a git repository of its own, one commit."""
     folder = copy_template(template_files, tmp_path / "confiance-job")
     commit_all(folder, "Template v1", init=True)
     return folder
-
-
-def commit_all(repo, message, init=False):
-    if init:
-        git("init", "-q", "-b", "main", cwd=repo)
-    git("add", "--all", cwd=repo)
-    git("commit", "-q", "-m", message, cwd=repo)
 
 
 def bake_with_cli(template, output_dir):
@@ -101,16 +85,6 @@ def cruft(repo, *args, check=True):
 
 def cruft_update(repo):
     return cruft(repo, "update", "--skip-apply-ask", "--allow-untracked-files")
-
-
-def conflicts(repo):
-    """What cruft could not merge: files unmerged in git or with conflict markers, and .rej files."""
-    files = [path.relative_to(repo) for path in repo.rglob("*") if path.is_file()]
-    files = [path for path in files if path.parts[0] != ".git"]
-    unmerged = git("diff", "--name-only", "--diff-filter=U", cwd=repo).split()
-    marked = [str(path) for path in files if CONFLICT_MARKERS.search((repo / path).read_text(errors="replace"))]
-    rejected = [str(path) for path in files if path.suffix == ".rej"]
-    return unmerged + marked + rejected
 
 
 def ci_template_report(repo):

@@ -169,3 +169,24 @@ def run_pipeline(repo, gitlab, selection, variables, extra_env=None):
     logs = {log.stem: log.read_text() for log in (repo / ".gitlab-ci-local" / "output").glob("*.log")}
     job_seconds = {job: float(value) for job, value in re.findall(r"^(\S+)\s+finished in ([\d.]+) s", output, re.M)}
     return PipelineRun(result.returncode, output, logs, job_seconds, seconds)
+
+
+# A repository's commits as a person makes them, and what cruft could not merge in a job repo.
+CONFLICT_MARKERS = re.compile(r"^(<<<<<<<|>>>>>>>)", re.M)
+
+
+def commit_all(repo, message, init=False):
+    if init:
+        git("init", "-q", "-b", "main", cwd=repo)
+    git("add", "--all", cwd=repo)
+    git("commit", "-q", "-m", message, cwd=repo)
+
+
+def conflicts(repo):
+    """What cruft could not merge: files unmerged in git or with conflict markers, and .rej files."""
+    files = [path.relative_to(repo) for path in repo.rglob("*") if path.is_file()]
+    files = [path for path in files if path.parts[0] != ".git"]
+    unmerged = git("diff", "--name-only", "--diff-filter=U", cwd=repo).split()
+    marked = [str(path) for path in files if CONFLICT_MARKERS.search((repo / path).read_text(errors="replace"))]
+    rejected = [str(path) for path in files if path.suffix == ".rej"]
+    return unmerged + marked + rejected

@@ -13,8 +13,10 @@ import urllib.request
 import warnings
 from pathlib import Path
 
+from support import ROOT
 from support.commands import run, wait_until
 from support.engines import free_port
+from support.leaks import secret_forms
 
 # pypiserver and twine come with the test tools (requirements-dev.txt), next to this python.
 PYPI_SERVER = shutil.which("pypi-server", path=str(Path(sys.executable).parent))
@@ -123,4 +125,35 @@ version = "{version}"
 description = "A company-only package: it lives in the private index, never on PyPI."
 """
     )
+    return folder
+
+
+# What a test of the index needs around it: pip without this machine's configuration, the secrets
+# to look for in logs and images, a copy of package/ to build from.
+BUILD_LEFTOVERS = shutil.ignore_patterns("*.egg-info", "__pycache__", ".*_cache", "build", "dist")
+SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def clean_pip_env(**extra):
+    """This environment, but pip reads no configuration file: this machine's pip.conf adds local
+    wheel folders that a user's laptop or a CI runner does not have. The index sends what it does not
+    hold to pypi.org, over TLS that this network intercepts: the pip of a new venv (23.2 with Python
+    3.11; truststore only from pip 24.2) trusts the local CA only through PIP_CERT."""
+    env = {name: value for name, value in os.environ.items() if name != "PIP_FIND_LINKS"}
+    if SYSTEM_CA_BUNDLE.exists():
+        env.setdefault("PIP_CERT", str(SYSTEM_CA_BUNDLE))
+    return {**env, "PIP_CONFIG_FILE": os.devnull, **extra}
+
+
+def leaked(secrets, *texts):
+    return sorted(secret for secret in secrets if any(secret in text for text in texts))
+
+
+def index_secrets(index):
+    return secret_forms(index.password, basic_auth=[(index.user, index.password)])
+
+
+def copy_of_package(folder):
+    """package/ without build leftovers, so that a build never writes into this checkout."""
+    shutil.copytree(ROOT / "package", folder, ignore=BUILD_LEFTOVERS)
     return folder

@@ -1,5 +1,6 @@
 """Baking job repos from this checkout of the template, and the answers a bake uses."""
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -26,3 +27,13 @@ def answers_with_defaults(answers):
 
 
 DEFAULTS = answers_with_defaults({})
+
+
+# The template's files copied elsewhere (to make it a git repository of its own).
+
+
+def copy_template(files, folder):
+    for path in files:
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / path, folder / path)
+    return folder
