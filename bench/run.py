@@ -359,6 +359,14 @@ def table(results):
             )
         )
 
+    unmeasured = [name for name, ours, _, _ in rows if ours is None]
+    if unmeasured:  # an empty cell would read as "not measured" or "zero": say which measurement gave nothing
+        sys.exit(
+            "bench: no number for "
+            + "; ".join(unmeasured)
+            + " (bench/results/bench-<mode>.json holds what was measured)"
+        )
+
     def cell(value):
         if isinstance(value, bool):
             return "yes" if value else "no"

@@ -45,6 +45,10 @@ class PipelineRun:
     seconds: float
 
 
+# gitlab-ci-local says "finished in 925 ms", "in 4.2 s" or "in 1.1 min", as the time taken asks.
+UNIT_SECONDS = {"ms": 0.001, "s": 1, "min": 60}
+
+
 class FakeGitLab:
     def __init__(self, folder):
         self.folder = Path(folder)
@@ -167,7 +171,10 @@ def run_pipeline(repo, gitlab, selection, variables, extra_env=None):
     seconds = time.perf_counter() - started
     output = result.stdout + result.stderr
     logs = {log.stem: log.read_text() for log in (repo / ".gitlab-ci-local" / "output").glob("*.log")}
-    job_seconds = {job: float(value) for job, value in re.findall(r"^(\S+)\s+finished in ([\d.]+) s", output, re.M)}
+    job_seconds = {
+        job: float(value) * UNIT_SECONDS[unit]
+        for job, value, unit in re.findall(r"^(\S+)\s+finished in ([\d.]+) (ms|s|min)\b", output, re.M)
+    }
     return PipelineRun(result.returncode, output, logs, job_seconds, seconds)
 
 
