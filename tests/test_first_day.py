@@ -11,18 +11,9 @@ import time
 
 import pytest
 from confiance_job import __version__ as PACKAGE_VERSION
-from support import CACHE
+from support import CACHE, pypi
 from support.commands import need, run
 from support.guide_jobs import GUIDE_JOBS
-from support.pypi import (
-    PYPI_SERVER,
-    PrivateIndex,
-    build_distributions,
-    clean_pip_env,
-    copy_of_package,
-    index_secrets,
-    leaked,
-)
 from support.template import bake
 from support.user_code import with_user_code
 
@@ -34,14 +25,14 @@ PYTHON_STEP = [".venv/bin/python", "main.py"]
 def wheel(tmp_path_factory):
     """The confiance-job wheel, built once, for the indexes of this module."""
     folder = tmp_path_factory.mktemp("wheel")
-    return build_distributions(copy_of_package(folder / "package"), folder / "dist", "--wheel")
+    return pypi.build_distributions(pypi.copy_of_package(folder / "package"), folder / "dist", "--wheel")
 
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory, wheel):
     """The stand-in index, holding confiance-job."""
-    need(PYPI_SERVER, "pypiserver is not installed (re-run make .venv/bin/cookiecutter)")
-    index = PrivateIndex(tmp_path_factory.mktemp("nexus")).start()
+    need(pypi.PYPI_SERVER, "pypiserver is not installed (re-run make .venv/bin/cookiecutter)")
+    index = pypi.PrivateIndex(tmp_path_factory.mktemp("nexus")).start()
     try:
         index.upload(*wheel)
         yield index
@@ -73,7 +64,7 @@ def with_password(index, password):
 def user_env(home, **extra):
     """A user's machine: their own home folder (~/.netrc, ~/.config/pip), pip reading no file of this one."""
     home.mkdir(exist_ok=True)
-    return clean_pip_env(HOME=str(home), **extra)
+    return pypi.clean_pip_env(HOME=str(home), **extra)
 
 
 def make_dev(repo, env):
@@ -90,8 +81,8 @@ def pip_log(repo):
 
 
 def test_make_dev_says_why_it_cannot_install_and_simply_runs_again_once_fixed(tmp_path, wheel):
-    need(PYPI_SERVER, "pypiserver is not installed (re-run make .venv/bin/cookiecutter)")
-    index = PrivateIndex(tmp_path / "nexus")  # baked into the repo, not started yet: the index is down
+    need(pypi.PYPI_SERVER, "pypiserver is not installed (re-run make .venv/bin/cookiecutter)")
+    index = pypi.PrivateIndex(tmp_path / "nexus")  # baked into the repo, not started yet: the index is down
     repo = job_repo(tmp_path, index, project_name="first-day")
     wrong = "not-the-password"
     env = user_env(tmp_path / "home", PIP_CONFIG_FILE=str(pip_conf(tmp_path, with_password(index, wrong))))
@@ -127,11 +118,11 @@ def test_make_dev_says_why_it_cannot_install_and_simply_runs_again_once_fixed(tm
         logs += [fixed.printed, pip_log(repo), index.log.read_text()]
     finally:
         index.stop()
-    assert leaked(index_secrets(index) | {wrong}, *logs) == []
+    assert pypi.leaked(pypi.index_secrets(index) | {wrong}, *logs) == []
 
 
 def test_make_dev_says_how_to_write_a_password_that_cuts_the_index_address(tmp_path):
-    index = PrivateIndex(tmp_path / "nexus")  # its password, p@ss:w/rd%, needs escaping in a URL
+    index = pypi.PrivateIndex(tmp_path / "nexus")  # its password, p@ss:w/rd%, needs escaping in a URL
     repo = job_repo(tmp_path, index, project_name="raw-password")
     unescaped = index.simple_url(credentials=False).replace("://", f"://{index.user}:{index.password}@", 1)
     env = user_env(tmp_path / "home", PIP_CONFIG_FILE=str(pip_conf(tmp_path, unescaped)))
@@ -154,7 +145,7 @@ def test_make_dev_names_a_package_the_index_does_not_have(index, tmp_path):
     )
     assert "Check its name and version in requirements.txt and requirements-dev.txt" in missing.stderr
     assert missing.seconds < FAIL_FAST, missing.seconds
-    assert leaked(index_secrets(index), missing.printed, pip_log(repo)) == []
+    assert pypi.leaked(pypi.index_secrets(index), missing.printed, pip_log(repo)) == []
 
 
 def test_make_dev_reads_the_credentials_from_netrc_and_keeps_to_the_nexus_index(index, tmp_path):
@@ -165,14 +156,14 @@ def test_make_dev_reads_the_credentials_from_netrc_and_keeps_to_the_nexus_index(
     netrc = home / ".netrc"
     netrc.write_text(f"machine 127.0.0.1 login {index.user} password {index.password}\n")
     netrc.chmod(0o600)
-    elsewhere = PrivateIndex(tmp_path / "elsewhere").simple_url(credentials=False)  # another port, nothing there
+    elsewhere = pypi.PrivateIndex(tmp_path / "elsewhere").simple_url(credentials=False)  # another port, nothing there
     env = user_env(home, PIP_CONFIG_FILE=str(pip_conf(tmp_path, elsewhere)))
     repo = job_repo(tmp_path, index, project_name="with-netrc")
     dev = make_dev(repo, env)
     assert dev.returncode == 0, dev.printed
     assert (repo / ".venv" / "bin" / "confiance-job").exists()
     assert f"Looking in indexes: {index.simple_url(credentials=False)}" in dev.stderr
-    assert leaked(index_secrets(index), dev.printed, pip_log(repo)) == []
+    assert pypi.leaked(pypi.index_secrets(index), dev.printed, pip_log(repo)) == []
 
 
 def test_make_dev_reads_the_credentials_from_pip_index_url_as_ci_sets_it(index, tmp_path):
@@ -181,7 +172,7 @@ def test_make_dev_reads_the_credentials_from_pip_index_url_as_ci_sets_it(index, 
     (repo / "requirements-dev.txt").write_text(f"confiance-job=={PACKAGE_VERSION}\n")
     dev = make_dev(repo, user_env(tmp_path / "home", PIP_INDEX_URL=index.simple_url()))
     assert dev.returncode == 0, dev.printed
-    assert leaked(index_secrets(index), dev.printed, pip_log(repo)) == []
+    assert pypi.leaked(pypi.index_secrets(index), dev.printed, pip_log(repo)) == []
 
 
 def test_make_lint_says_when_git_tracks_nothing_yet(index, tmp_path):
@@ -261,5 +252,5 @@ def test_the_air_liquide_jobs_first_day_runs_as_its_readme_says(index, tmp_path)
     assert [pod["metadata"]["labels"]["task_id"] for pod in pods["items"]] == steps
     assert "pods.json" not in run(["git", "status", "--porcelain"], cwd=repo).stdout  # ignored: never committed
     assert index.served("GET /simple/apache-airflow/", 303) and index.served("GET /simple/pandas/", 303)
-    assert leaked(index_secrets(index) | {"not-the-password"}, *printed, pip_log(repo)) == []
+    assert pypi.leaked(pypi.index_secrets(index) | {"not-the-password"}, *printed, pip_log(repo)) == []
     print(f"first day: {seconds}")
