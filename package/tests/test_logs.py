@@ -200,3 +200,27 @@ def test_steps_marked_done_without_a_try_end_the_run_well():
     )
     lines, error = followed(airflow)
     assert error is None and lines[:3] == ["  prepare: success", "  train: success", "Run manual__1: success"]
+
+
+class AirflowSendingTheLogAgain(ScriptedAirflow):
+    """As Airflow 3 may do once a try ends: the log sent again from its first line, with the new lines."""
+
+    def request(self, method, path, body=None, missing=None):
+        answer = super().request(method, path, body, missing)
+        if "/logs/" in path:
+            step, try_number = answer["content"][0]["event"].split()[:2]
+            count = self.written[(step, int(try_number))]
+            answer["content"] = [{"event": f"{step} {try_number} line {n}"} for n in range(1, count + 1)]
+        return answer
+
+
+def test_a_log_sent_again_from_its_start_shows_each_line_once():
+    airflow = AirflowSendingTheLogAgain(
+        ("running", {"prepare": ("running", 1)}),
+        ("running", {"prepare": ("running", 1)}),
+        ("success", {"prepare": ("success", 1), "train": ("success", 1)}),
+    )
+    lines, error = followed(airflow)
+    assert error is None
+    prepare = [line for line in lines if line.startswith("prepare 1 line")]
+    assert prepare == ["prepare 1 line 1", "prepare 1 line 2", "prepare 1 line 3"]

@@ -94,10 +94,14 @@ class RunLogs:
         if key not in self.shown:
             self.say(f"==> {step} (try {try_number}) <==")
             self.shown[key] = []
-        lines = log_lines(answer.get("content"))
+        lines, shown = log_lines(answer.get("content")), self.shown[key]
+        # When a try ends, its log moves (from the worker's log server to its file) and Airflow may send
+        # it again from the start, whatever the token: what was shown already is not shown again.
+        if shown and lines[: len(shown)] == shown:
+            lines = lines[len(shown) :]
         for line in lines:
             self.say(line)
-        self.shown[key].extend(lines)
+        shown.extend(lines)
         self.tokens[key] = answer.get("continuation_token") or token
 
     def pass_once(self, tasks, run_over):
