@@ -227,6 +227,10 @@ def port_answers(address):
         return True
 
 
+# The manifests a registry may serve for an image of one platform: Docker's or OCI's.
+MANIFEST_TYPES = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+
+
 class Registry:
     """Debian's docker-registry with htpasswd authentication, on a loopback port."""
 
@@ -283,8 +287,7 @@ auth:
 
     def digest(self, repository, tag):
         """The digest of the manifest the registry serves for repository:tag (what a pull gets)."""
-        accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
-        with self.get(f"{repository}/manifests/{tag}", Accept=accept) as response:
+        with self.get(f"{repository}/manifests/{tag}", Accept=MANIFEST_TYPES) as response:
             return response.headers["Docker-Content-Digest"]
 
     def get(self, path, **headers):
