@@ -25,7 +25,7 @@ lint: $(BIN)/cookiecutter
 bench: $(BIN)/cookiecutter
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-$(BIN)/cookiecutter: requirements-dev.txt
+$(BIN)/cookiecutter: requirements-dev.txt package/src/confiance_job/tools.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@

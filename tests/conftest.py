@@ -6,7 +6,7 @@ import pytest
 from support.builders import BuildahRunners, Builder
 from support.commands import need
 from support.engines import BASE_IMAGES, Registry, docker, ensure_base_images, start_dockerd
-from support.gitlab import GITLAB_CI_LOCAL, FakeGitLab
+from support.gitlab import FakeGitLab, need_gitlab_ci_local
 from support.matrix import COMBINATIONS, Combination
 from support.mlflow_server import MlflowServer
 from support.template import bake
@@ -39,7 +39,7 @@ def engines(tmp_path_factory):
     """A Docker engine with the base images, a registry standing in for Nexus, gitlab-ci-local.
 
     Yields the registry and the python of the platform's Airflow, which checks DAGs before a sync."""
-    need(GITLAB_CI_LOCAL, "gitlab-ci-local is not installed (npm install gitlab-ci-local@4.73.0)")
+    need_gitlab_ci_local()
     need(shutil.which("docker-registry") and shutil.which("htpasswd"), "docker-registry and htpasswd are missing")
     need(start_dockerd(), "no Docker engine answers and dockerd cannot be started here")
     need(ensure_base_images(), f"no {' and '.join(BASE_IMAGES)} images and no debootstrap (as root) to make them")

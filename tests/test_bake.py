@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from confiance_job.rules import AIRFLOW_PROVIDERS
+from confiance_job.rules import AIRFLOW_PROVIDERS, SHARED_CI_VERSION
 from support import ROOT
 from support.commands import run
-from support.gitlab import GitLabLoader
+from support.gitlab import GitLabLoader, component
 from support.matrix import COMBINATIONS, OPTIONS, find
 from support.template import DEFAULTS, bake
 
@@ -78,23 +78,33 @@ def test_every_ci_file_is_valid_gitlab_ci(baked):
     run(["check-jsonschema", "--builtin-schema", "vendor.gitlab-ci", "--data-transform", "gitlab-ci", *ci_files])
 
 
-def test_the_ci_file_includes_the_shared_jobs_and_does_not_copy_them(baked):
+def test_the_ci_file_includes_the_shared_components_at_the_platforms_version_and_copies_no_job(baked):
     combo = COMBINATIONS[0]  # the defaults
     ci = yaml.load((baked[combo.id] / ".gitlab-ci.yml").read_text(), GitLabLoader)
-    assert ci["include"] == [
-        {
-            "project": combo.context["ci_templates_project"],
-            "ref": combo.context["ci_templates_ref"],
-            "file": ["docker-build-nexus.gitlab-ci.yml", "airflow-dag-sync.gitlab-ci.yml"],
-        }
+    project = combo.context["ci_templates_project"]
+    names = ["docker-build-nexus", "airflow-dag-sync"]
+    assert [include["component"] for include in ci["include"]] == [
+        f"$CI_SERVER_FQDN/{project}/{name}@{SHARED_CI_VERSION}" for name in names
     ]
-    shared_files = [path.name for path in (ROOT / "ci-templates").glob("*.yml")]
-    assert set(ci["include"][0]["file"]) <= set(shared_files)
-    shared_keys = {
-        key for path in (ROOT / "ci-templates").glob("*.yml") for key in yaml.load(path.read_text(), GitLabLoader)
-    }
+    shared_keys = set()
+    for name, include in zip(names, ci["include"], strict=True):
+        inputs, jobs = component(name)
+        required = {input_name for input_name, spec in inputs.items() if "default" not in spec}
+        assert required <= set(include["inputs"]) <= set(inputs), name  # every required input, no unknown one
+        for input_name, value in include["inputs"].items():
+            if "regex" in inputs[input_name]:  # the template's answers pass the component's own rules
+                assert re.search(inputs[input_name]["regex"], str(value)), (input_name, value)
+        shared_keys |= set(jobs)
     copied_jobs = (set(ci) & shared_keys) - {"variables", "stages", "default", "workflow"}
     assert copied_jobs == set()
+
+
+def test_the_job_repos_ci_runs_the_checks_of_make_lint(baked):
+    repo = baked[COMBINATIONS[0].id]
+    script = yaml.load((repo / ".gitlab-ci.yml").read_text(), GitLabLoader)["test"]["script"]
+    lint = re.search(r"^lint:.*\n((?:\t.*\n)+)", (repo / "Makefile").read_text(), re.M).group(1)
+    checks = re.search(r"pre-commit (run --all-files)", lint).group(1)
+    assert any(f"pre-commit {checks}" in line for line in script if isinstance(line, str)), script
 
 
 @pytest.mark.parametrize("version", OPTIONS["airflow_version"])
@@ -103,7 +113,8 @@ def test_the_dev_requirements_and_the_ci_check_with_the_airflow_asked(baked, ver
     requirements = (repo / "requirements-dev.txt").read_text().splitlines()
     assert f"apache-airflow=={version}" in requirements
     assert f"apache-airflow-providers-cncf-kubernetes=={AIRFLOW_PROVIDERS[version]}" in requirements
-    assert yaml.load((repo / ".gitlab-ci.yml").read_text(), GitLabLoader)["variables"]["AIRFLOW_VERSION"] == version
+    sync = yaml.load((repo / ".gitlab-ci.yml").read_text(), GitLabLoader)["include"][1]
+    assert sync["inputs"]["airflow_version"] == version
 
 
 @pytest.mark.parametrize("combo", COMBINATIONS)

@@ -12,10 +12,9 @@ import shlex
 import sys
 
 import pytest
-import yaml
 from support import ROOT
 from support.commands import run
-from support.gitlab import GitLabLoader, commit_all, conflicts, git
+from support.gitlab import ci_variables, commit_all, conflicts, git
 from support.template import copy_template
 from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
 
@@ -213,10 +212,6 @@ def test_renaming_the_job_renames_the_dag_and_the_image(job_repo):
     assert ci_variables(job_repo)["DAG_FILE"] == "dags/churn-model.py"
     assert "churn-model" in (job_repo / "Makefile").read_text()
     assert_users_files_kept(job_repo)
-
-
-def ci_variables(repo):
-    return yaml.load((repo / ".gitlab-ci.yml").read_text(), GitLabLoader)["variables"]
 
 
 @pytest.fixture

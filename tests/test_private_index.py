@@ -16,7 +16,7 @@ from confiance_job import __version__ as PACKAGE_VERSION
 from support import CACHE, ROOT
 from support.commands import need, run
 from support.engines import docker
-from support.gitlab import GITLAB_CI_LOCAL, PipelineRun, git
+from support.gitlab import GITLAB_CI_LOCAL, PipelineRun, git, need_gitlab_ci_local
 from support.leaks import image_leaks
 from support.pypi import (
     PYPI_SERVER,
@@ -227,7 +227,7 @@ def test_the_ci_file_is_valid_gitlab_ci():
 
 
 def test_branches_run_the_package_tests_and_package_tags_publish(tmp_path):
-    need(GITLAB_CI_LOCAL, "gitlab-ci-local is not installed (npm install gitlab-ci-local@4.73.0)")
+    need_gitlab_ci_local()
     repo = template_repo(tmp_path / "template")
     assert pipeline_jobs(repo) == ["package-tests"]
     tag = ["--variable", f"CI_COMMIT_TAG=package-v{PACKAGE_VERSION}", "--unset-variable", "CI_COMMIT_BRANCH"]
@@ -238,7 +238,7 @@ def test_branches_run_the_package_tests_and_package_tags_publish(tmp_path):
 
 @pytest.mark.engine
 def test_a_package_tag_tests_builds_and_uploads_the_package_with_twine(tmp_path):
-    need(GITLAB_CI_LOCAL, "gitlab-ci-local is not installed (npm install gitlab-ci-local@4.73.0)")
+    need_gitlab_ci_local()
     need(PYPI_SERVER, "pypiserver is not installed (re-run make .venv/bin/cookiecutter)")
     index = PrivateIndex(tmp_path / "nexus").start()
     try:
@@ -289,7 +289,7 @@ def test_a_package_tag_tests_builds_and_uploads_the_package_with_twine(tmp_path)
     ids=["not-the-package-version", "not-a-version", "no-password", "wrong-password"],
 )
 def test_a_wrong_tag_or_wrong_credentials_publish_nothing(tmp_path, tag, overrides, message):
-    need(GITLAB_CI_LOCAL, "gitlab-ci-local is not installed (npm install gitlab-ci-local@4.73.0)")
+    need_gitlab_ci_local()
     need(PYPI_SERVER, "pypiserver is not installed (re-run make .venv/bin/cookiecutter)")
     index = PrivateIndex(tmp_path / "nexus").start()
     try:

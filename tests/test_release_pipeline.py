@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from support.builders import choose_builder
-from support.commands import need, run
+from support.commands import run
 from support.engines import Registry, docker, free_port
-from support.gitlab import GITLAB_CI_LOCAL, FakeGitLab, git, make_job_repo, run_tag_pipeline
+from support.gitlab import GITLAB_CI_LOCAL, FakeGitLab, git, make_job_repo, need_gitlab_ci_local, run_tag_pipeline
 from support.leaks import image_leaks, secret_forms
 from support.release import DAGS_TOKEN, ci_variables, job_repo, release
 
@@ -264,7 +264,7 @@ def pipeline_jobs(repo, fake_gitlab, *selection):
 
 
 def test_branch_pipelines_test_and_offer_manual_jobs_and_tag_pipelines_release(tmp_path):
-    need(GITLAB_CI_LOCAL, "gitlab-ci-local is not installed (npm install gitlab-ci-local@4.73.0)")
+    need_gitlab_ci_local()
     templates_only = FakeGitLab(tmp_path / "gitlab")
     templates_only.publish_ci_templates()
     repo = make_job_repo(tmp_path / "jobs", Registry(tmp_path / "unused"), project_name="lists")

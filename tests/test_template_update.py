@@ -12,10 +12,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+from confiance_job.rules import TOOLS
 from support import ROOT
 from support.commands import run
-from support.gitlab import GitLabLoader, commit_all, conflicts, git
+from support.gitlab import commit_all, component, conflicts, git
 from support.template import bake, copy_template
 
 DAG_TEMPLATE = Path("{{cookiecutter.project_slug}}") / "dags" / "{{cookiecutter.project_slug}}.py"
@@ -92,8 +92,7 @@ def ci_template_report(repo):
     (bash -eo pipefail)."""
     job_ci = (repo / ".gitlab-ci.yml").read_text()
     assert "- !reference [.confiance-template-report, script]" in job_ci
-    shared = (ROOT / "ci-templates" / "docker-build-nexus.gitlab-ci.yml").read_text()
-    (report,) = yaml.load(shared, GitLabLoader)[".confiance-template-report"]["script"]
+    (report,) = component("docker-build-nexus")[1][".confiance-template-report"]["script"]
     env = {**os.environ, "CI_SERVER_HOST": "git.example.invalid", "CI_JOB_TOKEN": "not-a-token"}
     result = run(["bash", "-eo", "pipefail", "-c", report], cwd=repo, env=env)  # fails on a non-zero exit
     return result.stdout + result.stderr
@@ -182,7 +181,7 @@ def test_job_repos_pin_the_cruft_these_tests_run(tmp_path):
         return [line for line in requirements.read_text().splitlines() if line.startswith("cruft==")]
 
     job_requirements = bake(tmp_path) / "requirements-dev.txt"
-    assert cruft_pin(job_requirements) == cruft_pin(ROOT / "requirements-dev.txt") != []
+    assert cruft_pin(job_requirements) == [f"cruft=={TOOLS['cruft']}"]  # the pin of the template's own venv
     # cruft's prompt breaks with typer 0.29: both pin below it.
     assert "typer<0.29" in job_requirements.read_text() and "typer==0.28" in (ROOT / "requirements-dev.txt").read_text()
 

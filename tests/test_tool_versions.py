@@ -6,6 +6,7 @@ import re
 
 from confiance_job.rules import TOOLS
 from support import ROOT
+from support.gitlab import git
 from support.template import bake
 
 PIN = re.compile(r"""["']?([A-Za-z0-9_.-]+)\s*(==|>=|<=|~=|<|>)\s*([^\s"',;#\]]+)""")
@@ -27,8 +28,20 @@ def test_the_job_repo_pins_each_tool_as_the_platform_does(tmp_path):
     assert sorted(found["ruff"]) == [".pre-commit-config.yaml", "requirements-dev.txt"]  # commit checks = CI's
 
 
-def test_the_templates_own_pins_agree():
-    own = pins((ROOT / "requirements-dev.txt").read_text())
-    assert own and all(pin == ("==", TOOLS[tool]) for tool, pin in own.items()), own
-    ci = pins((ROOT / ".gitlab-ci.yml").read_text())
-    assert ci == {"pytest": ("==", TOOLS["pytest"])}
+def test_the_template_takes_its_own_tools_from_the_same_pins():
+    assert "-c package/src/confiance_job/tools.txt" in (ROOT / "requirements-dev.txt").read_text().splitlines()
+    assert pins((ROOT / "requirements-dev.txt").read_text()) == {}  # named there, pinned in tools.txt only
+    ci = (ROOT / ".gitlab-ci.yml").read_text()
+    assert pins(ci) == {} and 'TOOL_PINS: "$PACKAGE_DIR/src/confiance_job/tools.txt"' in ci
+    assert ci.count('--constraint "$TOOL_PINS"') == 2  # the test job's pytest, the publish job's build and twine
+
+
+def test_each_tool_version_is_written_in_one_file():
+    files = git("ls-files", "--cached", "--others", "--exclude-standard", cwd=ROOT).splitlines()  # what a clone has
+    for tool, version in TOOLS.items():
+        holders = [
+            path
+            for path in files
+            if (ROOT / path).is_file() and f"{tool}=={version}" in (ROOT / path).read_text(errors="ignore")
+        ]
+        assert holders == ["package/src/confiance_job/tools.txt"], tool

@@ -14,16 +14,16 @@ from support.commands import need, run
 from support.engines import BASE_IMAGE
 
 BUILDERS = ("docker", "buildah")
-# A job repo's choice, as its .gitlab-ci.yml carries it.
-BUILDER_LINE = 'IMAGE_BUILDER: "docker"'
+# A job repo's choice, as its .gitlab-ci.yml carries it (an input of the build component).
+BUILDER_LINE = 'image_builder: "docker"'
 
 
 def choose_builder(repo, builder):
-    """Set IMAGE_BUILDER in the job repo's .gitlab-ci.yml, as its owner does (the caller commits)."""
+    """Set image_builder in the job repo's .gitlab-ci.yml, as its owner does (the caller commits)."""
     ci_file = repo / ".gitlab-ci.yml"
     text = ci_file.read_text()
-    assert BUILDER_LINE in text, "the generated .gitlab-ci.yml no longer sets IMAGE_BUILDER"
-    ci_file.write_text(text.replace(BUILDER_LINE, f'IMAGE_BUILDER: "{builder}"'))
+    assert BUILDER_LINE in text, "the generated .gitlab-ci.yml no longer sets image_builder"
+    ci_file.write_text(text.replace(BUILDER_LINE, f'image_builder: "{builder}"'))
 
 
 class BuildahRunners:

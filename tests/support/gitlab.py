@@ -1,6 +1,6 @@
 """A stand-in for the company GitLab: bare git repositories on disk, reached
 through their real https URLs (git insteadOf), and gitlab-ci-local running a
-job repo's real .gitlab-ci.yml with the shared jobs included by `include: project:`.
+job repo's real .gitlab-ci.yml with the shared jobs included as CI/CD components (`include: component:`).
 """
 
 import os
@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from support import ROOT
-from support.commands import run
+from support.commands import need, run
 from support.engines import DOCKER
 from support.template import bake
 
@@ -21,8 +21,18 @@ HOST = "git.irt-systemx.fr"
 TEMPLATES_PROJECT = "confianceai/ec_1/fa2_infrastructure/gitlab-ci-pipelines"
 DAGS_PROJECT = "confianceai/ec_1/infra/airflow-dags"
 JOBS_GROUP = "confianceai/jobs"
+CI_TEMPLATES = ROOT / "ci-templates"  # the shared pipelines project's files
 GITLAB_CI_LOCAL = shutil.which("gitlab-ci-local")
 COMMITTER = ["-c", "user.name=Jane Doe", "-c", "user.email=jane.doe@irt-systemx.fr"]
+
+
+def need_gitlab_ci_local():
+    need(GITLAB_CI_LOCAL, "gitlab-ci-local is not installed (.ci/run installs the version CI uses, with npm)")
+
+
+def shared_ci_release():
+    """The newest release of the shared jobs, as their changelog names it ("## 1.0.0")."""
+    return re.search(r"^## (\d+\.\d+\.\d+)$", (CI_TEMPLATES / "CHANGELOG.md").read_text(), re.M).group(1)
 
 
 def git(*args, cwd=None, env=None):
@@ -34,6 +44,27 @@ class GitLabLoader(yaml.SafeLoader):
 
 
 GitLabLoader.add_constructor("!reference", lambda loader, node: loader.construct_sequence(node))
+
+
+INPUT = re.compile(r"\$\[\[ inputs\.(\w+) \]\]")  # an input's place in a component
+
+
+def component(name):
+    """A shared component (ci-templates/templates/<name>.yml) as (its spec: inputs, its jobs)."""
+    spec, jobs = yaml.load_all((CI_TEMPLATES / "templates" / f"{name}.yml").read_text(), GitLabLoader)
+    return spec["spec"]["inputs"], jobs
+
+
+def ci_variables(repo):
+    """The variables a job repo's pipeline gets from the components it includes, with its inputs, as GitLab
+    interpolates `$[[ inputs.x ]]` (an input not given takes its default)."""
+    variables = {}
+    for include in yaml.load((repo / ".gitlab-ci.yml").read_text(), GitLabLoader)["include"]:
+        inputs, jobs = component(include["component"].rpartition("/")[2].partition("@")[0])
+        given = {name: spec.get("default") for name, spec in inputs.items()} | include.get("inputs", {})
+        for name, value in jobs.get("variables", {}).items():
+            variables[name] = INPUT.sub(lambda match, given=given: str(given[match[1]]), value)
+    return variables
 
 
 @dataclass
@@ -81,9 +112,23 @@ class FakeGitLab:
         shutil.rmtree(seed)
 
     def publish_ci_templates(self):
-        """The shared pipelines project, as an organisation publishes ci-templates/ (see README)."""
-        files = {path.name: path.read_text() for path in (ROOT / "ci-templates").glob("*.yml")}
+        """The shared pipelines project, as the platform team publishes ci-templates/ and releases it
+        (ci-templates/README.md): its files at the top, tagged with the newest version of its changelog."""
+        files = {
+            str(path.relative_to(CI_TEMPLATES)): path.read_text() for path in CI_TEMPLATES.rglob("*") if path.is_file()
+        }
         self.create_project(TEMPLATES_PROJECT, files)
+        git("tag", shared_ci_release(), "master", cwd=self.bare_repo(TEMPLATES_PROJECT))
+
+    def release_ci_templates(self, version, edit):
+        """A later release of the shared jobs: `edit(folder)` changes a clone's files, then commit and tag `version`."""
+        clone = self.folder / "seed" / f"shared-jobs-{version}"
+        git("clone", "-q", self.bare_repo(TEMPLATES_PROJECT), clone)
+        edit(clone)
+        git("commit", "-q", "-am", f"Release {version}", cwd=clone)
+        git("tag", version, cwd=clone)
+        git("push", "-q", "origin", "master", version, cwd=clone)
+        shutil.rmtree(clone)
 
     def create_dags_repo(self):
         self.create_project(DAGS_PROJECT, {"README.md": "DAGs synced by Airflow every 60 s.\n"})

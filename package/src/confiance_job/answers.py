@@ -242,7 +242,6 @@ class Checker:
         check("image_pull_secret", DNS_SUBDOMAIN, "a Kubernetes secret name", "secretnexus", 253)
         check("ci_templates_project", GITLAB_PROJECT, "a GitLab project path group/.../project",
               "confianceai/ec_1/fa2_infrastructure/gitlab-ci-pipelines")  # fmt: skip
-        check("ci_templates_ref", GIT_REF, "a branch or tag name", "master")
         check("dags_repo_url", re.compile(r"^https://\S+$"), "an https:// clone URL (the sync job pushes with a token)",
               "https://git.irt-systemx.fr/confianceai/ec_1/infra/airflow-dags.git")  # fmt: skip
         check("dags_branch", GIT_REF, "a branch name", "master")

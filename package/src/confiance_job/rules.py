@@ -2,6 +2,7 @@
 repo, the shared CI and the job repos' tests through this package."""
 
 import re
+from pathlib import Path
 
 # The cluster's Kubernetes version: pods are validated against its API schema.
 KUBERNETES_VERSION = "1.33.0"
@@ -10,18 +11,16 @@ KUBERNETES_VERSION = "1.33.0"
 AIRFLOW_PROVIDERS = {"3.3.2": "10.25.0", "2.10.5": "10.10.0"}
 # The Slack provider of each line, for a DAG whose failures go to a Mattermost or Slack webhook.
 SLACK_PROVIDERS = {"3.3.2": "9.11.1", "2.10.5": "9.5.0"}
-# The tools job repos check and build with, and the template's tests, pinned here only: the template
-# renders them into each job repo (requirements-dev.txt, .pre-commit-config.yaml, Dockerfile), and a
-# test holds the template's own pins (requirements-dev.txt, .gitlab-ci.yml) to them.
-TOOLS = {
-    "ruff": "0.17.6",
-    "pytest": "9.0.3",
-    "pre-commit": "4.7.0",
-    "pre-commit-hooks": "6.0.0",
-    "cruft": "2.16.0",
-    "uv": "0.13.9",
-    "kubernetes-validate": "1.37.0",
-}
+# The tools job repos check and build with, and the template's tests: {name: version}, from tools.txt,
+# their one home (pip reads it as constraints too).
+TOOLS = dict(
+    line.split("==")
+    for line in (Path(__file__).with_name("tools.txt")).read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+)
+# The major version of the shared CI jobs (ci-templates/) that job repos include: `@1` takes the newest
+# 1.x.y release of the components. Raise it with the release that changes their inputs (ci-templates/README.md).
+SHARED_CI_VERSION = "1"
 # The line the platform runs (the guide's): job repos and the sync job check DAGs with it by default.
 PLATFORM_AIRFLOW = "2.10.5"
 

@@ -38,7 +38,7 @@ class SyncError(Exception):
 
 @dataclass
 class Release:
-    """What the sync job reads from the CI variables (see airflow-dag-sync.gitlab-ci.yml)."""
+    """What the sync job reads from the CI variables (see the inputs of the airflow-dag-sync component)."""
 
     dag_id: str
     dag_file: Path
@@ -55,7 +55,8 @@ class Release:
     def from_environment(cls, env=os.environ):
         missing = [name for name in REQUIRED if not env.get(name)]
         if missing:
-            raise SyncError(f"CI variable {missing[0]} is not set (see the top of airflow-dag-sync.gitlab-ci.yml).")
+            where = "the top of the airflow-dag-sync component, templates/airflow-dag-sync.yml"
+            raise SyncError(f"CI variable {missing[0]} is not set (see {where}).")
         return cls(
             dag_id=env["PROJECT_NAME"],
             dag_file=Path(env["DAG_FILE"]),
