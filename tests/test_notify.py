@@ -24,7 +24,7 @@ from confiance_job.trigger import Airflow
 from support.airflow_server import PASSWORD, USER, Airflow2Standalone, AirflowServer
 from support.commands import run, wait_until
 from support.engines import free_port
-from support.template import bake
+from support.template import bake, with_short_retry_delay
 from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
 
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("airflow-logs")]
@@ -88,9 +88,7 @@ class Receiver(BaseHTTPRequestHandler):
 def bake_job(root, name, notify):
     """A job repo as baked, its DAG retrying after 1 s instead of 2 min; returns its DAG file's text."""
     repo = bake(root / "jobs", project_name=name, steps="prepare,train", notify=notify)
-    dag = (repo / "dags" / f"{name}.py").read_text()
-    assert "timedelta(minutes=2)" in dag
-    return repo, dag.replace("timedelta(minutes=2)", "timedelta(seconds=1)")
+    return repo, with_short_retry_delay((repo / "dags" / f"{name}.py").read_text())
 
 
 @pytest.fixture(scope="module", params=["airflow3", "airflow2"])

@@ -16,9 +16,10 @@ from confiance_job.trigger import Airflow
 from support import CACHE, ROOT
 from support.airflow_server import PASSWORD, USER, Airflow2Server, AirflowServer, GitSync
 from support.commands import need, run, wait_until
-from support.gitlab import DAGS_PROJECT, FakeGitLab, make_job_repo
+from support.gitlab import DAGS_PROJECT, FakeGitLab, git, make_job_repo
 from support.pods import PODMAN, PodRunner
 from support.release import release
+from support.template import with_short_retry_delay
 from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
 
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
@@ -40,6 +41,9 @@ def story(engines, tmp_path_factory):
     airflow = AirflowServer(airflow3_python.parent / "airflow", root / "airflow", root / "dags").start()
     try:
         repo = make_job_repo(root / "jobs", registry, project_name=DAG_ID, steps="prepare,train")
+        dag = repo / "dags" / f"{DAG_ID}.py"  # a step with no cluster to run on fails in seconds, retry included
+        dag.write_text(with_short_retry_delay(dag.read_text()))
+        git("commit", "-q", "-am", "Retry a failed step after 1 s", cwd=repo)
         tagged = time.perf_counter()
         pipeline = release(repo, gitlab, registry, airflow2_python)
         assert pipeline.returncode == 0, pipeline.output

@@ -29,6 +29,12 @@ def answers_with_defaults(answers):
 DEFAULTS = answers_with_defaults({})
 
 
+def with_short_retry_delay(dag_text):
+    """A generated DAG retrying a failed step after 1 s instead of 2 min: a run that fails ends in seconds."""
+    assert "timedelta(minutes=2)" in dag_text, "the generated DAG's retry delay changed"
+    return dag_text.replace("timedelta(minutes=2)", "timedelta(seconds=1)")
+
+
 # The template's files copied elsewhere (to make it a git repository of its own).
 
 
