@@ -122,6 +122,27 @@ def test_cruft_update_brings_the_template_change_and_keeps_the_users_code(templa
     assert (job_repo / ".cruft.json").read_text() == before.replace(old_commit, new_commit)
 
 
+def test_cruft_update_moves_the_shared_jobs_to_the_templates_new_major(template, job_repo):
+    """The platform releases version 2 of the shared jobs and the template follows: the job repo's
+    .gitlab-ci.yml includes @2 after `cruft update`, its own edits kept."""
+    ci = job_repo / ".gitlab-ci.yml"
+    edit(ci, 'image_builder: "docker"', 'image_builder: "buildah"')  # the repo owner's choice
+    commit_all(job_repo, "Build with buildah")
+    edit(
+        template / "package" / "src" / "confiance_job" / "rules.py",
+        'SHARED_CI_VERSION = "1"',
+        'SHARED_CI_VERSION = "2"',
+    )
+    commit_all(template, "Template: version 2 of the shared jobs")
+
+    cruft_update(job_repo)
+
+    includes = re.findall(r"component: (\S+)", ci.read_text())
+    assert [include.rpartition("@")[2] for include in includes] == ["2", "2"]
+    assert 'image_builder: "buildah"' in ci.read_text()
+    assert conflicts(job_repo) == []
+
+
 def test_the_update_as_the_readme_runs_it_asks_and_a_yes_applies_it(template, job_repo):
     """`.venv/bin/cruft update`, answered at its prompt as a person would (the other tests skip the prompt)."""
     write_user_code(job_repo)
