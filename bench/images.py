@@ -59,7 +59,8 @@ def measure_image(name, context, options, settings):
     requirements = context / "requirements.txt"
     for attempt in range(settings["repeat"]):  # one package added, then removed, ...
         added = settings["added_requirement"] if attempt % 2 == 0 else ""
-        requirements.write_text(settings["requirements"] + added)
+        # ... each time in a file no build saw before: a removal back to an earlier file would reuse its layer.
+        requirements.write_text(f"{settings['requirements']}{added}# requirements change {attempt}\n")
         requirement_changes.append(timed(build, context, tag, *options))
     requirements.write_text(settings["requirements"])
     size = int(docker("image", "inspect", "--format", "{{.Size}}", tag).stdout)
