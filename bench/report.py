@@ -1,8 +1,11 @@
-"""The bench's table: rows declared as data, each naming where its numbers are in the results."""
+"""The bench's table: rows declared as data, each naming where its numbers are in the results, and the
+place of the full run's table in README.md."""
 
 import sys
 from dataclasses import dataclass
 
+START = "<!-- bench-table:start -->"
+END = "<!-- bench-table:end -->"
 HEADER = ["| metric | ours | baseline | ours / baseline | goal |", "|---|---|---|---|---|"]
 
 
@@ -93,3 +96,28 @@ def table(results):
             f"bench: no number for {'; '.join(unmeasured)} (bench/results/bench-<mode>.json holds what was measured)"
         )
     return "\n".join(lines)
+
+
+def readme_table(results):
+    """What README.md holds between its markers: the table, then the run it comes from."""
+    run = f"Measured on {results['date']}, medians of {results['settings']['repeat']}: {results['machine']}."
+    return f"{table(results)}\n\n{run}"
+
+
+def split_at_markers(readme):
+    """README.md's text as (up to the start marker, between the markers, from the end marker)."""
+    before, start, rest = readme.partition(START)
+    between, end, after = rest.partition(END)
+    if not (start and end):
+        sys.exit(f"bench: README.md has no {START} ... {END} in its Performance section")
+    return before + start, between, end + after
+
+
+def table_in(readme):
+    return split_at_markers(readme)[1].strip("\n")
+
+
+def with_table(readme, results):
+    """README.md's text with this run's table between the markers."""
+    before, _, after = split_at_markers(readme)
+    return f"{before}\n{readme_table(results)}\n{after}"
