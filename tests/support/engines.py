@@ -116,11 +116,6 @@ def ensure_base_images():
         return True
 
 
-def ensure_base_image():
-    """Older name of ensure_base_images (one debootstrap makes both images)."""
-    return ensure_base_images()
-
-
 def built_in_this_run(run_id):
     return BASE_IMAGES_BUILT.exists() and BASE_IMAGES_BUILT.read_text() == run_id
 
