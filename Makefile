@@ -1,14 +1,14 @@
 # confiance-job: the template's own commands.
 #   make job     generate a job repo next to this folder (ARGS: cookiecutter's options and answers,
 #                e.g. ARGS='--no-input project_name="Air Quality" steps=prepare,train'; OUTPUT_DIR=.. by default)
-#   make test    run the whole test suite
+#   make test    run the whole test suite (it ends with its 15 slowest steps)
 #   make bench   measure against the platform's hand-made template
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 OUTPUT_DIR ?= ..
-PYTEST_ARGS ?= -n auto --dist loadgroup
+PYTEST_ARGS ?= -n auto --dist loadgroup --durations=15
 BENCH_ARGS ?=
 
 # Answers come after the template's folder; the job repo goes outside this checkout (a repo of its own).

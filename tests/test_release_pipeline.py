@@ -189,6 +189,7 @@ def test_a_dag_that_does_not_import_is_never_synced(engines, gitlab, tmp_path):
     git("commit", "-q", "-am", "Typo in the DAG", cwd=repo)
     pipeline = release(repo, gitlab, registry, airflow_python)
     assert pipeline.returncode != 0
+    assert "airflow-dag-sync" in pipeline.logs, pipeline.output  # the image was pushed; the sync refused
     log = pipeline.logs["airflow-dag-sync"]
     assert "image_pul_policy" in log
     assert "dags/broken-dag.py does not import in Airflow; nothing was synced" in log
