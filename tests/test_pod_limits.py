@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from confiance_job.answers import DNS_SUBDOMAIN  # Kubernetes' rule for object names
 from support.commands import run
 from support.template import bake
 
@@ -20,7 +21,6 @@ RUN_IDS = [
     "r" * 250,
 ]
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 @pytest.fixture(scope="module")

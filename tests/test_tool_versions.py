@@ -1,9 +1,10 @@
-"""Each tool's version is pinned once (confiance_job.rules.TOOLS): the job repos get it rendered,
-and the template's own pins agree with it, so that CI, the commit checks and `make lint` run the
-same ruff, and a newer one never fails CI on code the commit checks accepted."""
+"""Each tool's version and each rule's pattern is written in one file. Tool versions live in the
+package's tools.txt (confiance_job.rules.TOOLS): job repos get them rendered and the template's own
+installs take them as constraints, so CI, the commit checks and `make lint` run the same ruff."""
 
 import re
 
+from confiance_job import answers, rules
 from confiance_job.rules import TOOLS
 from support import ROOT
 from support.gitlab import git
@@ -45,3 +46,23 @@ def test_each_tool_version_is_written_in_one_file():
             if (ROOT / path).is_file() and f"{tool}=={version}" in (ROOT / path).read_text(errors="ignore")
         ]
         assert holders == ["package/src/confiance_job/tools.txt"], tool
+
+
+# The shared CI components spell these rules a second time, in YAML for GitLab (test_shared_ci.py holds them equal).
+COMPONENT_COPIES = {"VERSION", "DNS_LABEL", "HOST_PORT", "REPOSITORY", "GIT_REF"}
+
+
+def test_each_rules_pattern_is_written_in_one_file():
+    files = git("ls-files", "--cached", "--others", "--exclude-standard", cwd=ROOT).splitlines()
+    texts = {path: (ROOT / path).read_text(errors="ignore") for path in files if (ROOT / path).is_file()}
+    patterns = {
+        name: value.pattern if isinstance(value, re.Pattern) else value
+        for module in (rules, answers)
+        for name, value in vars(module).items()
+        if isinstance(value, re.Pattern) or name.endswith("_PATTERN")
+    }
+    for name, pattern in patterns.items():
+        holders = [path for path, text in texts.items() if pattern.strip("^$") in text and "ci-templates/" not in path]
+        assert len(holders) <= 1, (name, holders)  # an f-string-built one (RELEASE_TAG) is in none
+        if name in COMPONENT_COPIES:
+            assert any(pattern in text for path, text in texts.items() if path.startswith("ci-templates/")), name
