@@ -14,7 +14,7 @@ import pytest
 from support.builders import choose_builder
 from support.commands import run
 from support.engines import Registry, docker, free_port
-from support.gitlab import GITLAB_CI_LOCAL, FakeGitLab, git, make_job_repo, need_gitlab_ci_local, run_tag_pipeline
+from support.gitlab import FakeGitLab, git, gitlab_ci_local, make_job_repo, need_gitlab_ci_local, run_tag_pipeline
 from support.leaks import image_leaks, secret_forms
 from support.release import DAGS_TOKEN, ci_variables, job_repo, release
 
@@ -259,8 +259,9 @@ def test_the_synced_dag_does_not_touch_other_files(engines, gitlab, tmp_path):
 def pipeline_jobs(repo, fake_gitlab, *selection):
     """{job: when} for the jobs gitlab-ci-local would put in a pipeline, after rules."""
     env = {**os.environ, **fake_gitlab.git_env()}
-    command = [GITLAB_CI_LOCAL, "--list-json", "--fetch-includes", *selection]
-    jobs = json.loads(run(command, cwd=repo, env=env).stdout)
+    listed = gitlab_ci_local(["--list-json", "--fetch-includes", *selection], repo, env)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    jobs = json.loads(listed.stdout)
     return {job["name"]: job["when"] for job in jobs if job["when"] != "never"}
 
 

@@ -190,6 +190,21 @@ def run_branch_job(repo, gitlab, job, variables, extra_env=None):
     return run_pipeline(repo, gitlab, [job, "--manual", job], variables, extra_env)
 
 
+# gitlab-ci-local 4.73 fetches the two components of one project in parallel into one folder, and one of
+# its copies can fail on the folder the other just made ("cp: cannot create directory ... File exists").
+# GitLab resolves includes on its server: this race is the stand-in's alone, so such a run is run again.
+INCLUDE_RACE = re.compile(r"Component include could not be fetched[\s\S]*cannot create directory .*: File exists")
+
+
+def gitlab_ci_local(arguments, cwd, env, timeout=600):
+    """gitlab-ci-local with these arguments; run again (3 times at most) when it lost its own include race."""
+    for _ in range(3):
+        result = run([GITLAB_CI_LOCAL, *arguments], cwd=cwd, env=env, check=False, timeout=timeout)
+        if not (result.returncode != 0 and INCLUDE_RACE.search(result.stdout + result.stderr)):
+            break
+    return result
+
+
 def run_pipeline(repo, gitlab, selection, variables, extra_env=None):
     """Run the repo's .gitlab-ci.yml with gitlab-ci-local; `selection` picks the pipeline or the jobs."""
     wrapper = repo / ".gitlab-ci-local" / "wrapper.yml"  # ignored by git and by docker build
@@ -207,12 +222,11 @@ def run_pipeline(repo, gitlab, selection, variables, extra_env=None):
         "DOCKER_CONFIG": str(repo / ".gitlab-ci-local" / "docker-config"),  # docker login writes here
         **(extra_env or {}),
     }
-    command = [GITLAB_CI_LOCAL, "--file", ".gitlab-ci-local/wrapper.yml", "--force-shell-executor", "--fetch-includes"]
-    command += selection
+    arguments = ["--file", ".gitlab-ci-local/wrapper.yml", "--force-shell-executor", "--fetch-includes", *selection]
     for name, value in variables.items():
-        command += ["--variable", f"{name}={value}"]
+        arguments += ["--variable", f"{name}={value}"]
     started = time.perf_counter()
-    result = run(command, cwd=repo, env=env, check=False, timeout=900)
+    result = gitlab_ci_local(arguments, repo, env, timeout=900)
     seconds = time.perf_counter() - started
     output = result.stdout + result.stderr
     logs = {log.stem: log.read_text() for log in (repo / ".gitlab-ci-local" / "output").glob("*.log")}
