@@ -6,7 +6,7 @@ import re
 
 import pytest
 from support.commands import run
-from support.template import bake
+from support.template import bake, edit
 
 STEPS = "prepare,train"
 
@@ -14,12 +14,6 @@ STEPS = "prepare,train"
 @pytest.fixture
 def repo(tmp_path):
     return bake(tmp_path, project_name="Hand Edits", steps=STEPS, step_resources="train: memory=8Gi/16Gi cpu=2/4")
-
-
-def edit(path, old, new):
-    text = path.read_text()
-    assert old in text, f"{old!r} is not in {path.name}"
-    path.write_text(text.replace(old, new))
 
 
 def dag_tests(airflow_python, repo):

@@ -16,7 +16,7 @@ from confiance_job.rules import TOOLS
 from support import ROOT
 from support.commands import run
 from support.gitlab import commit_all, component, conflicts, git
-from support.template import bake, copy_template
+from support.template import bake, copy_template, edit
 
 DAG_TEMPLATE = Path("{{cookiecutter.project_slug}}") / "dags" / "{{cookiecutter.project_slug}}.py"
 MAIN_TEMPLATE = Path("{{cookiecutter.project_slug}}") / "main.py"
@@ -55,12 +55,6 @@ def job_repo(template, tmp_path):
     repo, _ = bake_with_cli(template, tmp_path / "jobs")
     commit_all(repo, "Start my-job", init=True)
     return repo
-
-
-def edit(path, old, new):
-    text = path.read_text()
-    assert text.count(old) == 1, f"{path}: expected {old!r} once; the test needs updating"
-    path.write_text(text.replace(old, new))
 
 
 def write_user_code(repo):

@@ -29,6 +29,13 @@ def answers_with_defaults(answers):
 DEFAULTS = answers_with_defaults({})
 
 
+def edit(path, old, new):
+    """Replace `old` by `new` in a file, as a person editing it would; `old` must be there."""
+    text = path.read_text()
+    assert old in text, f"{path.name} no longer has {old!r}: the test needs updating"
+    path.write_text(text.replace(old, new))
+
+
 def with_short_retry_delay(dag_text):
     """A generated DAG retrying a failed step after 1 s instead of 2 min: a run that fails ends in seconds."""
     assert "timedelta(minutes=2)" in dag_text, "the generated DAG's retry delay changed"
