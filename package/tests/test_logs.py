@@ -1,7 +1,7 @@
 """Why a step failed, from its log, and the log lines of Airflow's two answer formats.
 The log excerpts are the messages of the cncf.kubernetes provider (10.10 on Airflow 2,
 10.25 on Airflow 3), the scheduler's events and Airflow's own lines, as they appear in
-a task log; tests/test_logs.py reads real logs from Airflow 3 and 2."""
+a task log; tests/test_logs_in_terminal.py reads real logs from Airflow 3 and 2."""
 
 import pytest
 from confiance_job.logs import airflow2_lines, failure_reason, follow_logs, log_lines
@@ -224,3 +224,45 @@ def test_a_log_sent_again_from_its_start_shows_each_line_once():
     assert error is None
     prepare = [line for line in lines if line.startswith("prepare 1 line")]
     assert prepare == ["prepare 1 line 1", "prepare 1 line 2", "prepare 1 line 3"]
+
+
+class AirflowSendingTheTailAgain(ScriptedAirflow):
+    """As Airflow 3 did once a try ended: the last lines already sent come again, then the new line."""
+
+    def request(self, method, path, body=None, missing=None):
+        answer = super().request(method, path, body, missing)
+        if "/logs/" in path:
+            step, try_number = answer["content"][0]["event"].split()[:2]
+            count = self.written[(step, int(try_number))]
+            answer["content"] = [
+                {"timestamp": f"2026-12-05T01:46:{n:02d}.000001Z", "event": f"{step} {try_number} line {n}"}
+                for n in range(max(1, count - 2), count + 1)
+            ]
+        return answer
+
+
+def test_a_log_sent_again_from_a_few_lines_back_shows_each_line_once():
+    airflow = AirflowSendingTheTailAgain(
+        *[("running", {"prepare": ("running", 1)})] * 5, ("success", {"prepare": ("success", 1)})
+    )
+    lines, error = followed(airflow)
+    prepare = [line for line in lines if " prepare 1 line" in line]
+    assert prepare == [f"01:46:{n:02d} prepare 1 line {n}" for n in range(1, 7)]
+
+
+def test_the_same_words_written_again_are_shown_again():
+    once = {"timestamp": "2026-12-05T01:46:05.000001Z", "event": "epoch done"}
+    again = {"timestamp": "2026-12-05T01:46:05.000002Z", "event": "epoch done"}
+
+    class WritingTheSameWordsTwice(ScriptedAirflow):
+        def request(self, method, path, body=None, missing=None):
+            answer = super().request(method, path, body, missing)
+            if "/logs/" in path:
+                answer["content"] = [once] if self.written[("prepare", 1)] == 1 else [again]
+            return answer
+
+    airflow = WritingTheSameWordsTwice(
+        ("running", {"prepare": ("running", 1)}), ("success", {"prepare": ("success", 1)})
+    )
+    lines, _ = followed(airflow)
+    assert lines.count("01:46:05 epoch done") == 2

@@ -21,12 +21,18 @@ WRITING = {"running", "deferred", "restarting", "up_for_reschedule"}
 
 def log_lines(content):
     """The text lines of one answer: Airflow 3's structured lines, or Airflow 2's text."""
+    return [text for _, text in log_entries(content)]
+
+
+def log_entries(content):
+    """(identity, text) of each line of one answer. Airflow 3 stamps each record to the microsecond,
+    which tells a line sent again from the same words written again; Airflow 2's text is its own identity."""
     if isinstance(content, str):
-        return airflow2_lines(content)
-    lines, in_source_details = [], False
+        return [(line, line) for line in airflow2_lines(content)]
+    entries, in_source_details = [], False
     for item in content or []:
         if not isinstance(item, dict):
-            lines.extend(str(item).splitlines())
+            entries.extend((line, line) for line in str(item).splitlines())
             continue
         event = str(item.get("event", ""))
         if event == "::group::Log message source details":  # where Airflow found the file: not the step's
@@ -37,14 +43,29 @@ def log_lines(content):
             continue
         if in_source_details:
             continue
-        stamp = str(item.get("timestamp") or "")[11:19]
+        timestamp = str(item.get("timestamp") or "")
         level = str(item.get("level") or "").upper()
-        prefix = " ".join(part for part in (stamp, level if level not in ("", "INFO") else "") if part)
+        prefix = " ".join(part for part in (timestamp[11:19], level if level not in ("", "INFO") else "") if part)
         for number, text in enumerate(event.splitlines() or [""]):
-            lines.append(f"{prefix} {text}" if prefix and number == 0 else text)
-        for error in item.get("error_detail") or []:
-            lines.append(f"{error.get('exc_type')}: {error.get('exc_value')}")
-    return lines
+            line = f"{prefix} {text}" if prefix and number == 0 else text
+            entries.append(((timestamp, event, number), line))
+        for number, error in enumerate(item.get("error_detail") or []):
+            entries.append(((timestamp, event, "error", number), f"{error.get('exc_type')}: {error.get('exc_value')}"))
+    return entries
+
+
+def already_shown(shown, new):
+    """How many of the new entries repeat the last ones shown. When a try ends its log moves (from the
+    worker's log server to its file), and Airflow may send it again from its start or from a few lines
+    back, whatever the token."""
+    if not shown or not new:
+        return 0
+    longest = min(len(shown), len(new))
+    starts = [i for i in range(len(shown) - longest, len(shown)) if shown[i] == new[0]]
+    for start in starts:  # earliest start first: the longest overlap
+        if shown[start:] == new[: len(shown) - start]:
+            return len(shown) - start
+    return 0
 
 
 def airflow2_lines(content):
@@ -72,7 +93,7 @@ class RunLogs:
         if step and step not in self.steps:
             raise TriggerError(f"no step {step!r}; the steps are: {', '.join(self.steps)}")
         self.steps = [step] if step else self.steps
-        self.tokens, self.shown, self.done = {}, {}, set()
+        self.tokens, self.shown, self.identities, self.done = {}, {}, {}, set()
         self.reasons = {}
 
     def run_state(self):
@@ -93,15 +114,13 @@ class RunLogs:
         )
         if key not in self.shown:
             self.say(f"==> {step} (try {try_number}) <==")
-            self.shown[key] = []
-        lines, shown = log_lines(answer.get("content")), self.shown[key]
-        # When a try ends, its log moves (from the worker's log server to its file) and Airflow may send
-        # it again from the start, whatever the token: what was shown already is not shown again.
-        if shown and lines[: len(shown)] == shown:
-            lines = lines[len(shown) :]
-        for line in lines:
+            self.shown[key], self.identities[key] = [], []
+        entries = log_entries(answer.get("content"))
+        entries = entries[already_shown(self.identities[key], [identity for identity, _ in entries]) :]
+        for identity, line in entries:
             self.say(line)
-        shown.extend(lines)
+            self.shown[key].append(line)
+            self.identities[key].append(identity)
         self.tokens[key] = answer.get("continuation_token") or token
 
     def pass_once(self, tasks, run_over):
