@@ -26,6 +26,11 @@ def remove_extra_ca_certificates():
     shutil.rmtree("certs")
 
 
+def remove_serving():
+    Path(f"dags/{SLUG}-serve.py").unlink()
+    Path("tests/test_serving.py").unlink()
+
+
 def git(*args):
     """Output of git in the template's folder; None when git or the repository is missing, or git fails."""
     try:
@@ -133,6 +138,8 @@ Next steps:
 def main():
     if not {{ cookiecutter.extra_ca_certificates }}:
         remove_extra_ca_certificates()
+    if "{{ cookiecutter.serving }}" == "none":
+        remove_serving()
     if MADE_BY_CRUFT:  # a `cruft update` rendering two versions to compare: nothing to record or say
         return
     source = template_source()

@@ -169,8 +169,10 @@ TRICKY_TEXTS = {
 
 @pytest.mark.parametrize("text", TRICKY_TEXTS.values(), ids=TRICKY_TEXTS.keys())
 def test_tricky_free_text_bakes_into_files_that_compile_and_parse(tmp_path, text):
-    repo = bake(tmp_path, project_name="Tricky " + text[:20], description=text, author_name=text)
+    serving = {"serving": "mlflow", "mlflow_tracking_uri": "https://mlflow.example.org"}  # its DAG too
+    repo = bake(tmp_path, project_name="Tricky " + text[:20], description=text, author_name=text, **serving)
     slug = repo.name
+    assert (repo / "dags" / f"{slug}-serve.py").is_file()
     for path in repo.rglob("*.py"):
         compile(path.read_text(), str(path), "exec")
     as_documented = "\n".join(line.rstrip() for line in f"Tricky {text[:20]}: {text}".splitlines())

@@ -68,6 +68,17 @@ INVALID_ANSWERS = [
     ({"mlflow_tracking_uri": "https://me:pw@mlflow.example.org"}, "mlflow_tracking_uri", "without credentials"),
     ({"notify": "jane.doe"}, "notify", "'jane.doe' is not an email address"),
     ({"notify": "slack"}, "notify", "'none', email addresses separated by commas, or 'webhook'"),
+    ({"serving": "mlflow", "mlflow_tracking_uri": ""}, "serving", "answer mlflow_tracking_uri too"),
+    (
+        {"serving": "mlflow", "mlflow_tracking_uri": "https://m.org", "serving_host": "https://x.org"},
+        "serving_host",
+        "a host name",
+    ),  # fmt: skip
+    (
+        {"serving": "mlflow", "mlflow_tracking_uri": "https://m.org", "ingress_class": "Nginx Public"},
+        "ingress_class",
+        "ingress class",
+    ),  # fmt: skip
 ]
 
 

@@ -4,13 +4,19 @@ played by podman against a real MLflow server with users (tests/support/mlflow_s
 run is one MLflow run, a retry reopens it, predict loads the model train logged, and the MLflow
 password shows nowhere."""
 
+import contextlib
 import copy
+import csv
 import json
 import os
 import re
 import shutil
+import socket
+import statistics
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -32,6 +38,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
 def job(engines, mlflow_server, tmp_path_factory):
     """The baked repo with the user's code, requirements and tests in place, trusting this network's CA."""
     answers = {**GUIDE_JOBS["air-liquide"], "mlflow_tracking_uri": mlflow_server.uri, "extra_ca_certificates": True}
+    answers["serving"] = "mlflow"  # pipeline 2: the model train logs, served (test_serving_story below)
     repo = bake(tmp_path_factory.mktemp("job"), docker_registry=engines[0].host, **answers)
     for certificate in Path("/usr/local/share/ca-certificates").glob("*.crt"):
         shutil.copy(certificate, repo / "certs")
@@ -211,3 +218,122 @@ def test_the_job_repos_own_tests_pass_with_the_users_code(job_tests):
     ]:
         assert re.search(rf"tests/{re.escape(test)}\S* PASSED", output), test
     print(f"job repo tests: {output.strip().splitlines()[-1]} ({time.perf_counter() - started:.1f} s)")
+
+
+# ---- Pipeline 2: the model train logged, served by the serving DAG's Deployment (podman plays its pod). ----
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serving_pod(engines, job, model_uri, port):
+    """The pod of the Deployment a deploy of `model_uri` applies, as `make render-serve` prints it. On the
+    host's network (the tracking server is on loopback) it listens on a free port instead of its own 8080."""
+    cli = Path(engines[1]).parent / "confiance-job"
+    shown = run([cli, "render", "--serve", json.dumps({"model_uri": model_uri})], cwd=job).stdout
+    deployment = json.loads(shown)["items"][0]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": deployment["metadata"]["name"]}}
+    pod["spec"] = copy.deepcopy(deployment["spec"]["template"]["spec"])
+    container = pod["spec"]["containers"][0]
+    del container["ports"]  # podman's host network maps no ports: the server listens on the host's
+    for probe in ("readinessProbe", "livenessProbe"):
+        container[probe]["httpGet"]["port"] = port
+    for var in container["env"]:
+        var["value"] = str(port) if var["name"] == "PORT" else var["value"]
+    return pod, container
+
+
+def request(port, path, body=None, content_type="application/json"):
+    """(status, text) of one HTTP request to the server."""
+    data = None if body is None else json.dumps(body).encode()
+    asked = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method="POST" if data else "GET")
+    asked.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(asked, timeout=30) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except (urllib.error.URLError, ConnectionError):
+        return None, ""
+
+
+@contextlib.contextmanager
+def serving(engines, job, mlflow_server, tmp_path_factory, model_uri):
+    """The serving pod, played by podman: yields (runner, port, container name, path of its manifest)."""
+    from support.pods import PODMAN, PodRunner
+
+    need(PODMAN, "podman is not installed (apt-get install podman catatonit)")
+    port = free_port()
+    pod, container = serving_pod(engines, job, model_uri, port)
+    runner = PodRunner(tmp_path_factory.mktemp("podman-serve"), engines[0], network="host")
+    path = runner.folder / "serve.yaml"
+    path.write_text(json.dumps(pod))
+    credentials = {"MLFLOW_TRACKING_USERNAME": mlflow_server.user, "MLFLOW_TRACKING_PASSWORD": mlflow_server.password}
+    with runner.secrets_in_podman({"mlflow-credentials": credentials}):
+        played = runner.play(path)
+    assert played.returncode == 0, played.stdout + played.stderr
+    try:
+        yield runner, port, f"{pod['metadata']['name']}-{container['name']}", container
+    finally:
+        runner.podman("kube", "down", path)
+
+
+GUIDE_CONTENT_TYPE = "application/json; format=pandas-records"  # MLflow 1.x, as the guide's curl sends it
+
+
+@pytest.fixture(scope="module")
+def served(played, engines, job, pods, mlflow_server, tmp_path_factory):
+    """The model of the first run's train, served: time to ready, the answers to 100 requests, the guide's form."""
+    nfs, _ = played
+    model_uri = f"runs:/{the_run(mlflow_server, FIRST)['info']['run_id']}/model"
+    features = run_folder(nfs, pods[FIRST]["train"]) / "features.csv"
+    rows = [
+        {key: float(value) for key, value in row.items() if key not in ("timestamp", "demand")}
+        for row in csv.DictReader(features.open())
+    ][-3:]
+    with serving(engines, job, mlflow_server, tmp_path_factory, model_uri) as (runner, port, name, container):
+        started, probe = time.perf_counter(), container["readinessProbe"]["httpGet"]["path"]
+        while request(port, probe)[0] != 200:
+            state = runner.podman("inspect", name, "--format", "{{.State.Status}}").stdout.strip()
+            assert state == "running" and time.perf_counter() - started < 300, runner.podman("logs", name).stderr
+            time.sleep(0.5)
+        ready = time.perf_counter() - started
+        latencies, answers = [], []
+        for _ in range(100):
+            sent = time.perf_counter()
+            answers.append(request(port, "/invocations", {"dataframe_records": rows}))
+            latencies.append(time.perf_counter() - sent)
+        guide_form = request(port, "/invocations", rows, GUIDE_CONTENT_TYPE)
+        logs = runner.podman("logs", name)
+    p50 = statistics.median(latencies) * 1000
+    print(f"{model_uri}: ready {ready:.1f} s after the pod started; /invocations p50 {p50:.1f} ms over 100")
+    return {"model_uri": model_uri, "answers": answers, "guide_form": guide_form, "logs": logs.stdout + logs.stderr}
+
+
+def test_the_served_model_answers_the_guides_request_with_predictions(served):
+    statuses = {status for status, _ in served["answers"]}
+    assert statuses == {200}, served["answers"][:3]
+    predictions = json.loads(served["answers"][0][1])["predictions"]
+    assert len(predictions) == 3 and all(isinstance(value, float) for value in predictions)
+    assert f"serving {served['model_uri']}" in served["logs"]
+
+
+def test_the_guides_mlflow_1_content_type_is_refused_with_the_reason_the_readme_gives(served):
+    status, text = served["guide_form"]
+    assert status in (400, 415) and "Unrecognized content type parameters: format" in text, text
+
+
+def test_a_model_uri_that_does_not_exist_stops_the_server_with_a_readable_reason(
+    played, engines, job, mlflow_server, tmp_path_factory
+):
+    missing = "runs:/0123456789abcdef0123456789abcdef/model"
+    with serving(engines, job, mlflow_server, tmp_path_factory, missing) as (runner, port, name, _):
+        code = runner.podman("wait", name).stdout.strip()
+        logs = runner.podman("logs", name)
+    said = (logs.stdout + logs.stderr).strip().splitlines()
+    last_words = "\n".join(said[-6:])  # what deploy shows (terminationMessagePolicy: FallbackToLogsOnError)
+    assert code != "0" and "0123456789abcdef0123456789abcdef" in last_words, "\n".join(said[-15:])
+    assert "not found" in last_words.lower(), last_words

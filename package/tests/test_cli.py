@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from confiance_job import __version__
+from confiance_job import __version__, cli
 from confiance_job.cli import main
 
 
@@ -41,3 +41,13 @@ def test_a_command_is_required(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([])
     assert exit_info.value.code == 2
+
+
+def test_the_jobs_dag_is_found_beside_its_serving_dag(tmp_path, monkeypatch):
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "dags" / "my-job.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(cli.UsageError, match="my-job has no serving DAG"):
+        cli.serving_dag_file()
+    (tmp_path / "dags" / "my-job-serve.py").write_text("")
+    assert (cli.job_dag_file(), cli.serving_dag_file()) == (Path("dags/my-job.py"), Path("dags/my-job-serve.py"))

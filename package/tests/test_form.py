@@ -79,3 +79,22 @@ def test_the_form_itself_refuses_the_git_tag_an_image_never_has():
 
     assert not re.search(IMAGE_TAG_PATTERN, "v0.2.0")
     assert all(re.search(IMAGE_TAG_PATTERN, tag) for tag in ("0.2.0", "1.0.0-rc.1", "dev-1a2b3c4", "latest", "v2"))
+
+
+SERVING_SCHEMAS = {
+    "action": {"enum": ["deploy", "stop"], "title": "Action"},
+    "replicas": {"type": "integer", "minimum": 1, "maximum": 10, "title": "Replicas"},
+}
+
+
+@pytest.mark.parametrize(
+    "conf, problem",
+    [
+        ({"action": "restart"}, 'action: "restart" is not one of "deploy", "stop"'),
+        ({"replicas": 0}, "replicas: 0 is not at least 1"),
+        ({"replicas": 11}, "replicas: 11 is not at most 10"),
+    ],
+)
+def test_a_choice_or_a_number_out_of_bounds_says_what_the_form_accepts(conf, problem):
+    assert form_problems(conf, SERVING_SCHEMAS) == [problem]
+    assert form_problems({"action": "stop", "replicas": 10}, SERVING_SCHEMAS) == []

@@ -237,3 +237,23 @@ def test_a_pre_release_changes_nothing_and_says_how_to_run_it(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "v1.0.0-rc.1 is a pre-release: airflow-dags is left as it is" in out
     assert "image tag 1.0.0-rc.1" in out and "make trigger TAG=1.0.0-rc.1" in out
+
+
+def test_a_release_brings_the_serving_dag_when_the_job_repo_has_one(tmp_path):
+    (tmp_path / "my-job.py").write_text(DAG)
+    job = release(tmp_path, dag_file=tmp_path / "my-job.py")
+    assert job.with_serving() == [job]
+    (tmp_path / "my-job-serve.py").write_text(DAG)
+    serving = job.with_serving()[1]
+    assert (serving.dag_id, serving.dag_file, serving.target) == (
+        "my-job-serve",
+        tmp_path / "my-job-serve.py",
+        "my-job-serve.py",
+    )
+
+
+def test_retiring_leaves_a_serving_file_another_project_owns(dags_repo, tmp_path):
+    synced(dags_repo, tmp_path, name="theirs", dag_id="my-job-serve", project="b/my-job-serve")
+    synced(dags_repo, tmp_path, name="ours")
+    sync.retire_dag(release(dags_repo, dag_file=tmp_path / "my-job.py"))
+    assert git("ls-tree", "--name-only", "master", cwd=dags_repo).split() == ["README.md", "my-job-serve.py"]

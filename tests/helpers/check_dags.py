@@ -21,7 +21,7 @@ FULL_CONF = {"image_tag": "1.2.3-rc.1", "env": {"EPOCHS": "3"}, "cpu": "500m", "
 
 
 def facts_of(repo):
-    dag_file = next(Path(repo, "dags").glob("*.py"))
+    dag_file = Path(repo, "dags", f"{Path(repo).name}.py")  # the job's DAG (not its serving DAG)
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

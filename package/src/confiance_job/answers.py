@@ -44,6 +44,7 @@ RESERVED_STEPS = {"argparse", "datetime", "json", "load_json", "log", "logging",
 # Mounting the share here would hide the job's code or the system.
 FORBIDDEN_MOUNTS = {"/", "/app", "/bin", "/dev", "/etc", "/lib", "/proc", "/sbin", "/sys", "/usr", "/var"}
 RESOURCE_KEYS = ("cpu", "memory", "gpus")
+SERVING = ("none", "mlflow")
 WEBHOOK_URL_REMOVED = "<a webhook URL, removed>"
 
 
@@ -316,6 +317,19 @@ class Checker:
                 self.fail("secrets", f"{secret!r}: names of Kubernetes Secrets (lowercase, digits, '-', '.'), comma "
                           "separated", "mlflow-credentials,s3-credentials")  # fmt: skip
 
+    def check_serving(self):
+        serving = self.answers.get("serving", "none")  # repos made before serving existed have no answer
+        if serving not in SERVING:
+            self.fail("serving", "'none', or 'mlflow' to serve MLflow models", "mlflow")
+        if serving != "mlflow":
+            return
+        if not str(self.answers.get("mlflow_tracking_uri", "")).strip():
+            self.fail("serving", "'mlflow' serves models from the job's MLflow server: answer mlflow_tracking_uri "
+                      "too, or answer none", "none")  # fmt: skip
+        self.check("serving_host", DNS_SUBDOMAIN, "a host name under the cluster's ingress domain",
+                   "serving-my-job.apps.irtsysx.fr", 253)  # fmt: skip
+        self.check("ingress_class", DNS_SUBDOMAIN, "the name of the cluster's ingress class", "nginx", 253)
+
     def check_all(self):
         answers = self.answers
         self.check_slug()
@@ -337,6 +351,7 @@ class Checker:
         self.check_resources("memory", "2Gi", "4Gi")
         self.check_step_resources()
         self.check_env_and_secrets()
+        self.check_serving()
         return self.found
 
 

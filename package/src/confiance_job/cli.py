@@ -1,6 +1,7 @@
 """confiance-job: the platform's commands for job repos and the shared CI.
 
     confiance-job render '{"image_tag": "0.2.0"}' [--step train]   the pods a Trigger would start
+    confiance-job render --serve '{"model_uri": "runs:/<id>/model"}'  the objects a deploy of the model would apply
     confiance-job trigger --tag 0.2.0 --env EPOCHS=3 [--wait]       start a run in Airflow (and follow its logs)
     confiance-job logs [RUN_ID] [--step train] [--follow]           each step's log (default: the last run)
     confiance-job run train | --all [--conf JSON]                   the same pods on your machine (docker/podman)
@@ -9,8 +10,8 @@
     confiance-job retire-dag                                        the shared CI's job that removes the DAG
     confiance-job release-version v0.2.0                            0.2.0, or why it is not a release tag
 
-Run from a job repo, the DAG is the one file in dags/. Errors say what to fix,
-on stderr, with exit code 1.
+Run from a job repo, the DAG is the one file in dags/ (its serving DAG, <slug>-serve.py,
+aside). Errors say what to fix, on stderr, with exit code 1.
 """
 
 import argparse
@@ -28,23 +29,39 @@ class UsageError(Exception):
 
 
 def job_dag_file(given=None):
-    """The DAG file: the one given, or the one file in ./dags of a job repo."""
+    """The DAG file: the one given, or the job's DAG in ./dags of a job repo (not its serving DAG)."""
     if given:
         return Path(given)
-    files = sorted(Path("dags").glob("*.py"))
+    files = sorted(path for path in Path("dags").glob("*.py") if not path.name.endswith("-serve.py"))
     if len(files) != 1:
         raise UsageError("run this in a job repo (one DAG file in dags/), or give the DAG file with --dag")
     return files[0]
 
 
+def serving_dag_file(given=None):
+    """The job's serving DAG, dags/<slug>-serve.py; a clear error when the job has none."""
+    if given:
+        return Path(given)
+    job = job_dag_file()
+    serving = job.with_name(f"{job.stem}-serve.py")
+    if not serving.is_file():
+        raise UsageError(f"{job.stem} has no serving DAG ({serving}): it is made when the serving answer is mlflow")
+    return serving
+
+
 def render(args):
     from .dags import load_dag
-    from .render import render_pods
+    from .render import render_pods, render_serving
 
     try:
         conf = json.loads(args.conf)
     except json.JSONDecodeError as error:
         raise UsageError(f"conf is not valid JSON: {error}") from None
+    if args.serve:
+        with contextlib.redirect_stdout(sys.stderr):
+            objects = render_serving(load_dag(serving_dag_file(args.dag)), conf, args.run_id)
+        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2))
+        return
     with contextlib.redirect_stdout(sys.stderr):  # Airflow's own log lines are not part of the manifest
         pods = render_pods(load_dag(job_dag_file(args.dag)), conf, args.run_id)
     if args.step and args.step not in pods:
@@ -123,11 +140,11 @@ def run_local(args):
 
 def check_dag(args):
     from .dags import load_dag
-    from .render import render_pods
+    from .render import render_run
 
     with contextlib.redirect_stdout(sys.stderr):
         dag = load_dag(args.dag_file, args.dag_id)
-        render_pods(dag, {})  # the pods of a run with the form left empty: resources the cluster accepts
+        render_run(dag, {})  # a run with the form left empty: pods (or serving objects) the cluster accepts
     print(f"DAG {dag.dag_id} imports: {len(dag.tasks)} task(s)")
 
 
@@ -157,6 +174,7 @@ def parser():
     command = commands.add_parser("render", help="print the pods a Trigger would start, without a cluster")
     command.add_argument("conf", nargs="?", default="{}", help="the form values as JSON (default: {})")
     command.add_argument("--step", help="only this step")
+    command.add_argument("--serve", action="store_true", help="the serving DAG's objects (dags/<slug>-serve.py)")
     command.add_argument("--dag", help="the DAG file (default: the one in dags/)")
     command.add_argument("--run-id", default="manual__render", help="the run id the pods get (default: %(default)s)")
     command.set_defaults(handler=render)

@@ -54,6 +54,11 @@ def field_problem(field, value, schema):
         names = {"string": "text", "object": "a JSON object", "null": "empty", "array": "a list"}
         wanted = " or ".join(names.get(kind, kind) for kind in types)
         return f"must be {wanted}, not {json.dumps(value)}"
+    if "enum" in schema and value not in schema["enum"]:
+        return f"{json.dumps(value)} is not one of " + ", ".join(map(json.dumps, schema["enum"]))
+    for bound, broken, says in (("minimum", float.__lt__, "at least"), ("maximum", float.__gt__, "at most")):
+        if bound in schema and is_number(value) and broken(float(value), float(schema[bound])):
+            return f"{json.dumps(value)} is not {says} {schema[bound]}"
     if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
         rule = FORM_RULES[field][0] if field in FORM_RULES else f"a valid {title.lower()}"
         return f"{json.dumps(value)} is not {rule}"

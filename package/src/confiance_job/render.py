@@ -1,4 +1,5 @@
-"""The pods a run would start, built by the KubernetesPodOperator itself, offline.
+"""The pods a run would start, built by the KubernetesPodOperator itself, offline;
+and the objects a serving DAG's deploy would apply, built by its operator.
 
 The form values are checked as Airflow checks them when a person presses Trigger
 (with messages a person reads, form.py); then each step's pod is built as the
@@ -82,10 +83,8 @@ def dummy_kubeconfig():
     return file.name
 
 
-def render_pod(task, params, conf, run_id="manual__render"):
-    """The pod manifest (a dict, as the Kubernetes API takes it) the operator would submit for this run."""
-    from kubernetes.client import ApiClient
-
+def rendered(task, params, conf, run_id):
+    """A copy of the operator with its fields rendered for this run, as when its step starts; and the context."""
     task = copy.deepcopy(task)  # rendering changes the operator in place
     task.in_cluster, task.config_file = False, dummy_kubeconfig()  # outside the cluster, contact nothing
     ti = SimpleNamespace(dag_id=task.dag_id, task_id=task.task_id, map_index=-1, try_number=1)
@@ -100,6 +99,14 @@ def render_pod(task, params, conf, run_id="manual__render"):
         "conf": conf,
     }
     task.render_template_fields(context)
+    return task, context
+
+
+def render_pod(task, params, conf, run_id="manual__render"):
+    """The pod manifest (a dict, as the Kubernetes API takes it) the operator would submit for this run."""
+    from kubernetes.client import ApiClient
+
+    task, context = rendered(task, params, conf, run_id)
     if "dry_run" in inspect.signature(task.build_pod_request_obj).parameters:
         pod = task.build_pod_request_obj(context, dry_run=True)
     else:
@@ -114,3 +121,23 @@ def render_pods(dag, conf, run_id="manual__render"):
     pods = {task.task_id: render_pod(task, params, conf, run_id) for task in dag.tasks}
     check_resources(pods)
     return pods
+
+
+def is_serving(dag):
+    """A serving DAG: its deploy step applies Kubernetes objects instead of starting a pod."""
+    return any(hasattr(task, "yaml_conf") for task in dag.tasks)
+
+
+def render_serving(dag, conf, run_id="manual__render"):
+    """[Deployment, Service, Ingress] a deploy would apply for this form; ConfError if the form refuses it."""
+    import yaml
+
+    params = validate_conf(dag, conf)
+    task = next(task for task in dag.tasks if hasattr(task, "yaml_conf"))
+    task, _ = rendered(task, params, form_values(dag, conf), run_id)
+    return list(yaml.safe_load_all(task.yaml_conf))
+
+
+def render_run(dag, conf, run_id="manual__render"):
+    """What a run would make: the serving objects of a serving DAG, the pods of a job's DAG."""
+    return render_serving(dag, conf, run_id) if is_serving(dag) else render_pods(dag, conf, run_id)

@@ -52,6 +52,7 @@ FORM_RULES = {
     "cpu": ("a Kubernetes quantity", CPU_EXAMPLES),
     "memory": ("a Kubernetes quantity", MEMORY_EXAMPLES),
     "env": ("a JSON object of text values", [{"EPOCHS": "3"}]),
+    "model_uri": ("an MLflow model URI", ["runs:/<run id>/model", "models:/<name>/<version>", "latest:<experiment>"]),
 }
 
 

@@ -18,7 +18,7 @@ import re
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .dags import DagError, load_dag
@@ -74,6 +74,16 @@ class Release:
     def target(self):
         """The DAG's path in the dags repository."""
         return str(Path(self.folder) / f"{self.dag_id}.py").removeprefix("./")
+
+    @property
+    def serving(self):
+        """The release of the job's serving DAG, dags/<slug>-serve.py (made by the serving answer)."""
+        serving_file = self.dag_file and self.dag_file.with_name(f"{self.dag_id}-serve.py")
+        return replace(self, dag_id=f"{self.dag_id}-serve", dag_file=serving_file)
+
+    def with_serving(self):
+        """This release, and its serving DAG's when the job repo has one: a release syncs both."""
+        return [self, self.serving] if self.serving.dag_file and self.serving.dag_file.is_file() else [self]
 
 
 def stamp(dag_text, version, dag_file="the DAG"):
@@ -144,11 +154,11 @@ def defines_dag_id(text, dag_id):
 
 def check_imports(path, dag_id, shown_as):
     """Parse the file as Airflow's scheduler will: a DAG that does not import is never synced."""
-    from .render import ResourceError, render_pods
+    from .render import ResourceError, render_run
 
     try:
         dag = load_dag(path, dag_id)
-        render_pods(dag, {})  # a run with the form left empty must start: resources the cluster accepts
+        render_run(dag, {})  # a run with the form left empty must start: resources the cluster accepts
     except (DagError, ResourceError) as error:
         refused = "would start pods the cluster refuses"
         verdict = "does not import in Airflow" if isinstance(error, DagError) else refused
@@ -191,9 +201,9 @@ class DagsRepository:
                 "AIRFLOW_DAGS_TOKEN is a project access token of that repository with write_repository."
             )
 
-    def check_ownership(self):
+    def check_ownership(self, release):
         """Refuse to touch a file, or to reuse a DAG id, that another project owns."""
-        release, target = self.release, self.folder / self.release.target
+        target = self.folder / release.target
         owner = owner_of(target.read_text()) if target.exists() else None
         if owner and owner != release.project:
             raise SyncError(
@@ -211,6 +221,11 @@ class DagsRepository:
                 f"{release.dags_repo} ({other}); nothing was synced. Give this job another project_slug."
             )
 
+    def owned(self, release):
+        """Whether the release's file may be retired: the job's own file, or a serving file this project owns."""
+        target = self.folder / release.target
+        return release is self.release or (target.exists() and owner_of(target.read_text()) == release.project)
+
     def commit_change(self, message):
         """Commit what is staged; False when nothing changed."""
         if self.git("diff", "--cached", "--quiet", check=False).returncode == 0:
@@ -220,22 +235,22 @@ class DagsRepository:
         self.git("-c", f"user.name={author}", "-c", f"user.email={email}", "commit", "--quiet", "-m", message)
         return True
 
-    def commit(self, text):
+    def commit(self, text, release=None):
         """Write the DAG, with its owner's header, and commit it; False when the repository already has it."""
-        release = self.release
-        self.check_ownership()
+        release = release or self.release
+        self.check_ownership(release)
         path = self.folder / release.target
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(with_owner(text, release.project))
         self.git("add", "--", release.target)
         return self.commit_change(f"{release.dag_id} {release.tag} ({release.short_sha})")
 
-    def remove(self):
+    def remove(self, release=None):
         """Remove the job's DAG and commit it; False when there is none."""
-        release = self.release
+        release = release or self.release
         if not (self.folder / release.target).exists():
             return False
-        self.check_ownership()
+        self.check_ownership(release)
         self.git("rm", "--quiet", "--", release.target)
         return self.commit_change(f"{release.dag_id} retired ({release.short_sha})")
 
@@ -262,7 +277,7 @@ class DagsRepository:
 
 
 def sync_dag(release):
-    """Stamp, check, commit and push the job's DAG; prints what it did."""
+    """Stamp, check, commit and push the job's DAG (and its serving DAG); prints what it did."""
     version = release_version(release.tag)
     if is_prerelease(version):
         print(
@@ -274,25 +289,31 @@ def sync_dag(release):
     if not release.dag_file.is_file():
         raise SyncError(f"DAG_FILE {release.dag_file} does not exist in this repository.")
     with tempfile.TemporaryDirectory() as work:
-        stamped = Path(work) / f"{release.dag_id}.py"
-        stamped.write_text(stamp(release.dag_file.read_text(), version, release.dag_file))
-        check_imports(stamped, release.dag_id, release.dag_file)
+        stamped = {}
+        for each in release.with_serving():  # every DAG is checked before any is committed
+            stamped[each.dag_id] = Path(work) / f"{each.dag_id}.py"
+            stamped[each.dag_id].write_text(stamp(each.dag_file.read_text(), version, each.dag_file))
+            check_imports(stamped[each.dag_id], each.dag_id, each.dag_file)
         repository = DagsRepository(release, Path(work) / "dags")
         repository.clone()
-        if not repository.commit(stamped.read_text()):
+        changed = [each for each in release.with_serving() if repository.commit(stamped[each.dag_id].read_text(), each)]
+        if not changed:
             print(f"{release.target} in {release.dags_repo} is already {release.tag}: nothing to commit.")
             return
         attempt = repository.push()
-        print(f"Synced {release.target} at {release.tag} to {release.dags_repo} (push attempt {attempt}).")
+        targets = ", ".join(each.target for each in changed)
+        print(f"Synced {targets} at {release.tag} to {release.dags_repo} (push attempt {attempt}).")
 
 
 def retire_dag(release):
-    """Remove the job's DAG from airflow-dags (its images stay in Nexus); prints what it did."""
+    """Remove the job's DAG, and its serving DAG, from airflow-dags (its images stay in Nexus); prints what it did."""
     with tempfile.TemporaryDirectory() as work:
         repository = DagsRepository(release, Path(work) / "dags")
         repository.clone()
-        if not repository.remove():
+        removed = [each for each in (release, release.serving) if repository.owned(each) and repository.remove(each)]
+        if not removed:
             print(f"{release.target} is not in {release.dags_repo}: nothing to retire.")
             return
         attempt = repository.push()
-        print(f"Retired {release.target} from {release.dags_repo} (push attempt {attempt}). Its images stay in Nexus.")
+        targets = ", ".join(each.target for each in removed)
+        print(f"Retired {targets} from {release.dags_repo} (push attempt {attempt}). Its images stay in Nexus.")
