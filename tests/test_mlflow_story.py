@@ -281,6 +281,16 @@ def serving(engines, job, mlflow_server, tmp_path_factory, model_uri):
         runner.podman("kube", "down", path)
 
 
+def seconds_until_ready(runner, port, name, container):
+    """Seconds until the server answers its readiness probe (the probe the Deployment gives the kubelet)."""
+    started, probe = time.perf_counter(), container["readinessProbe"]["httpGet"]["path"]
+    while request(port, probe)[0] != 200:
+        state = runner.podman("inspect", name, "--format", "{{.State.Status}}").stdout.strip()
+        assert state == "running" and time.perf_counter() - started < 300, runner.podman("logs", name).stderr
+        time.sleep(0.5)
+    return time.perf_counter() - started
+
+
 GUIDE_CONTENT_TYPE = "application/json; format=pandas-records"  # MLflow 1.x, as the guide's curl sends it
 
 
@@ -295,12 +305,7 @@ def served(played, engines, job, pods, mlflow_server, tmp_path_factory):
         for row in csv.DictReader(features.open())
     ][-3:]
     with serving(engines, job, mlflow_server, tmp_path_factory, model_uri) as (runner, port, name, container):
-        started, probe = time.perf_counter(), container["readinessProbe"]["httpGet"]["path"]
-        while request(port, probe)[0] != 200:
-            state = runner.podman("inspect", name, "--format", "{{.State.Status}}").stdout.strip()
-            assert state == "running" and time.perf_counter() - started < 300, runner.podman("logs", name).stderr
-            time.sleep(0.5)
-        ready = time.perf_counter() - started
+        ready = seconds_until_ready(runner, port, name, container)
         latencies, answers = [], []
         for _ in range(100):
             sent = time.perf_counter()
@@ -324,6 +329,18 @@ def test_the_served_model_answers_the_guides_request_with_predictions(served):
 def test_the_guides_mlflow_1_content_type_is_refused_with_the_reason_the_readme_gives(served):
     status, text = served["guide_form"]
     assert status in (400, 415) and "Unrecognized content type parameters: format" in text, text
+
+
+def test_latest_serves_the_model_of_the_experiments_last_finished_run(
+    served, engines, job, mlflow_server, tmp_path_factory
+):
+    finished = [run for run in mlflow_server.runs(EXPERIMENT) if run["info"]["status"] == "FINISHED"]
+    newest = max(finished, key=lambda run: int(run["info"]["start_time"]))["info"]["run_id"]
+    assert newest == the_run(mlflow_server, SECOND)["info"]["run_id"]  # the second Airflow run trained last
+    with serving(engines, job, mlflow_server, tmp_path_factory, f"latest:{EXPERIMENT}") as (runner, port, name, pod):
+        seconds_until_ready(runner, port, name, pod)
+        logs = runner.podman("logs", name)
+    assert f"serving runs:/{newest}/model" in logs.stdout.splitlines()
 
 
 def test_a_model_uri_that_does_not_exist_stops_the_server_with_a_readable_reason(
