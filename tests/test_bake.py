@@ -214,3 +214,13 @@ def test_without_a_tracking_server_nothing_of_mlflow_is_asked_for(tmp_path):
     repo = bake(tmp_path)
     assert "MLFLOW" not in (repo / "dags" / "my-job.py").read_text()
     assert "mlflow" not in (repo / "requirements.txt").read_text()
+
+
+def test_a_main_py_without_the_names_the_tests_call_says_which_once(tmp_path):
+    repo = bake(tmp_path)
+    (repo / "main.py").write_text('def train():\n    print("training")\n\n\ndef main():\n    train()\n')
+    pytest_main = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_main.py"]
+    tested = run(pytest_main, cwd=repo, check=False)
+    assert tested.returncode != 0 and "TypeError" not in tested.stdout
+    assert "main.py must keep:" in tested.stdout and "main(argv): runs one step" in tested.stdout
+    assert "STEPS = {" in tested.stdout and "parse_args(argv)" in tested.stdout

@@ -5,9 +5,30 @@ empty folder. Keep them passing when you write your steps; add tests of your own
 code below. Only the last test is about the example code: rewrite it for yours.
 """
 
+import inspect
+
 import pytest
 
 import main
+
+
+def what_main_py_lacks():
+    """The names these tests (and the pods) call main.py through, where main.py lacks them (README: Work on it)."""
+    lacking = []
+    if not isinstance(getattr(main, "STEPS", None), dict):
+        lacking.append("STEPS = {'step name': its function, ...}, in the order the DAG runs them")
+    for name, what in (
+        ("parse_args", "parse_args(argv): reads `<step> [--data-dir D] [--run-id R] [--dry-run]`"),
+        ("main", "main(argv): runs one step as `python main.py <step>` does, and returns its exit code"),
+    ):
+        function = getattr(main, name, None)
+        if not callable(function) or not inspect.signature(function).parameters:
+            lacking.append(what)
+    return lacking
+
+
+if what_main_py_lacks():  # say it once, instead of a TypeError in every test
+    pytest.fail("main.py must keep:\n  " + "\n  ".join(what_main_py_lacks()), pytrace=False)
 
 STEPS = list(main.STEPS)  # your steps, in the order the DAG runs them
 
