@@ -130,9 +130,18 @@ Next steps:
   4. Release:  git tag v{{ cookiecutter.version }} && git push --tags
      CI pushes {IMAGE}:{{ cookiecutter.version }} and syncs dags/{SLUG}.py to Airflow.
   5. In Airflow, open the DAG '{SLUG}' and press Trigger.
-{updates_step(source)}
+{updates_step(source)}{serving_step()}
   The shared CI jobs come from the GitLab project {TEMPLATES_PROJECT}.
 """)
+
+
+def serving_step():
+    """The step about the serving DAG, when the answers made one."""
+    if "{{ cookiecutter.serving }}" == "none":
+        return ""
+    return f"""
+  7. Serve a trained model at https://{{ cookiecutter.serving_host }}/invocations: release, then
+       make serve MODEL=runs:/<run id>/model  (the DAG {SLUG}-serve; README: Serve the model)"""
 
 
 def main():

@@ -5,6 +5,7 @@ API is the same whatever the operator (package/tests/test_logs.py: the pod's rea
 
 import os
 import re
+import shutil
 import statistics
 import time
 from datetime import datetime
@@ -69,7 +70,9 @@ def airflow(request, tmp_path_factory):
     (root / "dags").mkdir()
     (root / "dags" / "slow_steps.py").write_text(DAG_FILE)
     # A job repo whose DAG has this id, its .venv holding the platform's package: make logs as a user runs it.
-    repo = bake(root / "jobs", project_name=DAG_ID, steps="prepare,train")
+    serving = {"mlflow_tracking_uri": "https://mlflow.example.org", "serving": "mlflow"}  # and its serving DAG
+    repo = bake(root / "jobs", project_name=DAG_ID, steps="prepare,train", **serving)
+    shutil.copy(repo / "dags" / f"{DAG_ID}-serve.py", root / "dags")
     (repo / ".venv" / "bin").mkdir(parents=True)
     (repo / ".venv" / "bin" / "confiance-job").symlink_to(python.parent / "confiance-job")
     (repo / ".venv" / ".ready").touch()
@@ -196,3 +199,15 @@ def same_shape(text):
     text = re.sub(r"manual__[\w%:.+-]+", "<run>", text)
     text = re.sub(r"^(\[[^]]+\] \{[^}]+\} [A-Z]+ - |\d\d:\d\d:\d\d )", "<time> ", text, flags=re.M)
     return re.sub(r" at \d+\.\d+", " at <when>", text).splitlines()
+
+
+def test_make_serve_checks_the_form_then_starts_the_serving_dag_and_says_why_a_deploy_failed(airflow):
+    refused = make(airflow, "serve", "MODEL=s3://bucket/model")
+    assert refused.returncode != 0 and 'model_uri: "s3://bucket/model" is not an MLflow model URI' in refused.stderr
+    api = Airflow(airflow.url, USER, PASSWORD, f"{DAG_ID}-serve")
+    wait_until(lambda: api.request("GET", f"/dags/{DAG_ID}-serve"), timeout=120)
+    served = make(airflow, "serve", "MODEL=runs:/0123456789abcdef/model", "WAIT=1")
+    said = served.stdout + served.stderr
+    assert served.returncode != 0 and f"Started {DAG_ID}-serve run" in said and "(deploy)" in said, said
+    assert "  choose: success" in said and "  stop: skipped" in said, said
+    assert "  deploy: failed" in said and "step deploy failed" in served.stderr, said  # no cluster here

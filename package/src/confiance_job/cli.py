@@ -4,6 +4,7 @@
     confiance-job render --serve '{"model_uri": "runs:/<id>/model"}'  the objects a deploy of the model would apply
     confiance-job trigger --tag 0.2.0 --env EPOCHS=3 [--wait]       start a run in Airflow (and follow its logs)
     confiance-job logs [RUN_ID] [--step train] [--follow]           each step's log (default: the last run)
+    confiance-job serve [MODEL_URI] [--stop] [--tag 0.2.0] [--wait]   deploy a model with the serving DAG (or stop it)
     confiance-job run train | --all [--conf JSON]                   the same pods on your machine (docker/podman)
     confiance-job check-dag dags/my-job.py                          does it import, as Airflow parses it?
     confiance-job sync-dag                                          the shared CI's DAG sync job
@@ -60,6 +61,8 @@ def render(args):
     if args.serve:
         with contextlib.redirect_stdout(sys.stderr):
             objects = render_serving(load_dag(serving_dag_file(args.dag)), conf, args.run_id)
+        if isinstance(conf, dict) and conf.get("action") == "stop":
+            print("action stop applies nothing: it deletes the objects below (by their labels)", file=sys.stderr)
         print(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2))
         return
     with contextlib.redirect_stdout(sys.stderr):  # Airflow's own log lines are not part of the manifest
@@ -95,6 +98,24 @@ def trigger(args):
     conf = checked_form(conf, airflow.form_schemas())
     run_id = airflow.trigger(conf)
     print(f"Started {airflow.dag_id} run {run_id}\n{airflow.run_page(run_id)}", flush=True)
+    if args.wait:
+        follow_logs(airflow, run_id, timeout=args.timeout, every=args.poll, say=say)
+
+
+def serve(args):
+    from .dags import load_dag
+    from .logs import follow_logs
+    from .render import render_serving
+
+    conf = {"action": "stop" if args.stop else "deploy"}
+    conf.update({"model_uri": args.model_uri} if args.model_uri else {})
+    conf.update({"image_tag": args.tag} if args.tag else {})
+    dag_file = serving_dag_file()
+    with contextlib.redirect_stdout(sys.stderr):  # the form is checked here, before Airflow is asked anything
+        render_serving(load_dag(dag_file), conf)
+    airflow = airflow_login(dag_file.stem)
+    run_id = airflow.trigger(conf)
+    print(f"Started {airflow.dag_id} run {run_id} ({conf['action']})\n{airflow.run_page(run_id)}", flush=True)
     if args.wait:
         follow_logs(airflow, run_id, timeout=args.timeout, every=args.poll, say=say)
 
@@ -193,6 +214,16 @@ def parser():
     command.add_argument("--timeout", type=float, default=6 * 3600, help="with --wait: give up after SECONDS")
     command.add_argument("--poll", type=float, default=2, help="with --wait: ask Airflow every SECONDS")
     command.set_defaults(handler=trigger)
+
+    command = commands.add_parser("serve", help="deploy a model with the job's serving DAG, or stop serving")
+    models = "runs:/<run id>/model, models:/<name>/<version> or latest:<experiment> (default: the DAG's)"
+    command.add_argument("model_uri", nargs="?", help=models)
+    command.add_argument("--stop", action="store_true", help="remove what deploy made instead")
+    command.add_argument("--tag", help="the image the server runs in, e.g. 0.2.0 (default: the last release)")
+    command.add_argument("--wait", action="store_true", help="follow the run's logs; exit 0 only if it succeeds")
+    command.add_argument("--timeout", type=float, default=3600, help="with --wait: give up after SECONDS")
+    command.add_argument("--poll", type=float, default=2, help="with --wait: ask Airflow every SECONDS")
+    command.set_defaults(handler=serve)
 
     command = commands.add_parser("logs", help="print each step's log of a run, and why a step failed")
     command.add_argument("run_id", nargs="?", help="the run (default: the last run of the DAG)")
