@@ -266,3 +266,27 @@ def test_the_same_words_written_again_are_shown_again():
     )
     lines, _ = followed(airflow)
     assert lines.count("01:46:05 epoch done") == 2
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [
+            "03:04:17 ERROR Task failed with exception",
+            "ConfigException: Invalid kube-config file.",
+            "ConfigException: Service host/port is not set.",
+        ],
+        [
+            "Traceback (most recent call last):",
+            '  File "x.py", line 1, in <module>',
+            "kubernetes.config.config_exception.ConfigException: Service host/port is not set.",
+            "[2026-12-05T03:04:17.000+0000] {taskinstance.py:1225} INFO - Marking task as FAILED.",
+        ],
+    ],
+    ids=["airflow3", "airflow2"],
+)
+def test_a_failure_no_rule_knows_is_told_by_the_last_exception_the_log_names(lines):
+    from confiance_job.logs import last_exception
+
+    assert last_exception(lines) == "ConfigException: Service host/port is not set."
+    assert last_exception(["train 1 line 1", "Command exited with return code 0"]) is None

@@ -81,6 +81,15 @@ def airflow2_lines(content):
 
 
 GROUP_MARK = re.compile(r"INFO - ::(group::|endgroup::)")
+# An exception as Python ends a traceback (Airflow 2) or Airflow 3 writes its error: "ConfigException: ...".
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*([A-Z]\w*(?:Error|Exception)): (\S.*)$")
+
+
+def last_exception(lines):
+    """The last exception a log names, as "ExceptionName: its message"; None if it names none."""
+    found = [EXCEPTION_LINE.match(line) for line in lines]
+    last = [match for match in found if match][-1:]
+    return f"{last[0][1]}: {last[0][2]}" if last else None
 
 
 class RunLogs:
@@ -145,7 +154,8 @@ class RunLogs:
                 self.done.add(key)
                 try_state = state if try_number == tries else "failed"
                 if try_state in ("failed", "up_for_retry"):
-                    reason = failure_reason("\n".join(self.shown.get(key, [])))
+                    shown = self.shown.get(key, [])
+                    reason = failure_reason("\n".join(shown)) or last_exception(shown)
                     self.reasons[step] = reason or f"unknown, see the log: {self.airflow.log_page(self.run_id, step)}"
                     self.say(f"{step} (try {try_number}) failed: {self.reasons[step]}")
             if state in STEP_OVER or run_over:
