@@ -189,10 +189,13 @@ def test_make_lint_says_when_git_tracks_nothing_yet(index, tmp_path):
 
 @pytest.mark.parametrize("steps", ["run", "prepare,train,evaluate"])
 def test_make_help_shows_this_jobs_image_and_trigger_fields(tmp_path, steps):
-    repo = bake(tmp_path, project_name="helpful", steps=steps)
+    serving = {"mlflow_tracking_uri": "https://mlflow.example.org", "serving": "mlflow"}  # the longest names
+    repo = bake(tmp_path, project_name="helpful", steps=steps, **serving)
     shown = run(["make", "help"], cwd=repo).stdout
     assert "$(" not in shown
-    assert "make build    build the image repo.irtsysx.fr:5086/confiance/helpful:dev" in shown
+    assert re.search(r"^  make build +build the image repo.irtsysx.fr:5086/confiance/helpful:dev", shown, re.M)
+    columns = {len(re.match(r"  make [a-z-]+ +", line)[0]) for line in shown.splitlines()}
+    assert len(columns) == 1, shown  # every command's text starts in one column, after the longest name
     if steps == "run":
         assert 'make trigger TAG=0.2.0 [COMMAND="python main.py run --dry-run"]' in shown
         assert "make run STEP=run\n" in shown
