@@ -54,6 +54,7 @@ PULL_SECRET = "{{ cookiecutter.image_pull_secret }}"
 PORT = 8080
 # Every object deploy makes carries these labels: stop deletes what has them, and nothing else.
 LABELS = {"app.kubernetes.io/name": DAG_ID, "app.kubernetes.io/managed-by": "confiance-job"}
+SELECTOR = ",".join(f"{key}={value}" for key, value in LABELS.items())
 MODEL_URI_PATTERN = r"^(runs:/[^/\s]+/\S+|models:/[^/\s]+/\S+|latest:\S.*)$"
 QUANTITY = r"{{ quantity_pattern }}"
 IMAGE_TAG_PATTERN = r"{{ image_tag_pattern }}"
@@ -167,9 +168,8 @@ def rollout_done(deployment):
 
 def why_not_ready(hook):
     """Why the serving pods do not answer, from their state: image, crash (with the server's last words), node."""
-    selector = ",".join(f"{key}={value}" for key, value in LABELS.items())
     reasons = []
-    for pod in hook.core_v1_client.list_namespaced_pod(NAMESPACE, label_selector=selector).items:
+    for pod in hook.core_v1_client.list_namespaced_pod(NAMESPACE, label_selector=SELECTOR).items:
         for condition in pod.status.conditions or []:
             if condition.type == "PodScheduled" and condition.status == "False":
                 reasons.append(f"no node for the pod ({condition.reason}): {condition.message}")
@@ -201,7 +201,6 @@ def wait_until_served(hook=None, timeout=READY_TIMEOUT_SECONDS, every=5):
 def delete_serving(hook=None):
     """Delete the Ingress, Service and Deployment that carry LABELS; returns what was deleted."""
     hook = hook or cluster()
-    selector = ",".join(f"{key}={value}" for key, value in LABELS.items())
     apps, core, networking = hook.apps_v1_client, hook.core_v1_client, NetworkingV1Api(hook.api_client)
     deleted = []
     for kind, listed, delete in (
@@ -209,10 +208,10 @@ def delete_serving(hook=None):
         ("Service", core.list_namespaced_service, core.delete_namespaced_service),
         ("Deployment", apps.list_namespaced_deployment, apps.delete_namespaced_deployment),
     ):
-        for item in listed(NAMESPACE, label_selector=selector).items:
+        for item in listed(NAMESPACE, label_selector=SELECTOR).items:
             delete(item.metadata.name, NAMESPACE)
             deleted.append(f"{kind} {item.metadata.name}")
-    print("Deleted: " + (", ".join(deleted) or f"nothing: no object with the labels {selector}"))
+    print("Deleted: " + (", ".join(deleted) or f"nothing: no object with the labels {SELECTOR}"))
     return deleted
 
 

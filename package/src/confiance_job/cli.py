@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .rules import serving_dag_id
 
 
 class UsageError(Exception):
@@ -33,7 +34,8 @@ def job_dag_file(given=None):
     """The DAG file: the one given, or the job's DAG in ./dags of a job repo (not its serving DAG)."""
     if given:
         return Path(given)
-    files = sorted(path for path in Path("dags").glob("*.py") if not path.name.endswith("-serve.py"))
+    files = sorted(Path("dags").glob("*.py"))
+    files = [path for path in files if not any(path.stem == serving_dag_id(job.stem) for job in files)]
     if len(files) != 1:
         raise UsageError("run this in a job repo (one DAG file in dags/), or give the DAG file with --dag")
     return files[0]
@@ -44,7 +46,7 @@ def serving_dag_file(given=None):
     if given:
         return Path(given)
     job = job_dag_file()
-    serving = job.with_name(f"{job.stem}-serve.py")
+    serving = job.with_name(f"{serving_dag_id(job.stem)}.py")
     if not serving.is_file():
         raise UsageError(f"{job.stem} has no serving DAG ({serving}): it is made when the serving answer is mlflow")
     return serving

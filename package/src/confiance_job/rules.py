@@ -127,3 +127,8 @@ def failure_reason(text, reasons=FAILURE_REASONS):
         if found:
             return reason.format(*found[-1])
     return None
+
+
+def serving_dag_id(dag_id):
+    """The id (and file stem) of a job's serving DAG: dags/<slug>-serve.py defines <slug>-serve."""
+    return f"{dag_id}-serve"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .dags import DagError, load_dag
-from .rules import is_prerelease, release_version
+from .rules import is_prerelease, release_version, serving_dag_id
 
 DEFAULT_IMAGE_TAG_LINE = re.compile(r'^DEFAULT_IMAGE_TAG = "[^"]*"', re.M)
 REQUIRED = ["PROJECT_NAME", "DAG_FILE", "AIRFLOW_DAGS_REPO", "AIRFLOW_DAGS_BRANCH", "AIRFLOW_DAGS_TOKEN"]
@@ -78,8 +78,8 @@ class Release:
     @property
     def serving(self):
         """The release of the job's serving DAG, dags/<slug>-serve.py (made by the serving answer)."""
-        serving_file = self.dag_file and self.dag_file.with_name(f"{self.dag_id}-serve.py")
-        return replace(self, dag_id=f"{self.dag_id}-serve", dag_file=serving_file)
+        dag_id = serving_dag_id(self.dag_id)
+        return replace(self, dag_id=dag_id, dag_file=self.dag_file and self.dag_file.with_name(f"{dag_id}.py"))
 
     def with_serving(self):
         """This release, and its serving DAG's when the job repo has one: a release syncs both."""
