@@ -27,8 +27,12 @@ from confiance_job.rules import (  # noqa: E402
     KUBERNETES_VERSION,
     PLATFORM_AIRFLOW,
     QUANTITY_PATTERN,
+    RUN_ENV,
     SHARED_CI_VERSION,
     SLACK_PROVIDERS,
+    SWEEP_AT_ONCE,
+    SWEEP_ENV,
+    SWEEP_MAX,
     TOOLS,
     failure_reason,
 )
@@ -103,6 +107,9 @@ def template_globals():
         "image_tag_pattern": IMAGE_TAG_PATTERN,
         "image_tag_help": IMAGE_TAG_HELP,
         "env_name_pattern": ENV_NAME_PATTERN,
+        "sweep_max": SWEEP_MAX,
+        "sweep_at_once": SWEEP_AT_ONCE,
+        "sweep_reserved": RUN_ENV + SWEEP_ENV,
         "failure_reasons_code": failure_reasons_code(),
     }
 

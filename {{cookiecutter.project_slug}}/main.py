@@ -1,4 +1,5 @@
 {%- set steps = cookiecutter.steps | items -%}
+{%- set swept = cookiecutter.sweep_steps | items -%}
 """{{ cookiecutter.project_name | docstring }}: {{ cookiecutter.description | docstring }}
 
 Each step of the job is a subcommand, run by one pod in Airflow:
@@ -21,6 +22,9 @@ import argparse
 import contextlib
 import json
 import logging
+{%- if swept %}
+import math
+{%- endif %}
 import os
 import sys
 from datetime import datetime, timezone
@@ -31,22 +35,46 @@ log = logging.getLogger("{{ cookiecutter.project_slug }}")
 
 # ---- Your code goes here: one function per step, in the order they run. ----
 {% for step in steps %}
+{%- set before = steps[loop.index0 - 1] if not loop.first else '' %}
 
 def {{ step }}(settings):
-    """The '{{ step }}' step. Replace this example with your code."""
-{%- if loop.first %}
+    """The '{{ step }}' step. Replace this example with your code.
+{%- if step in swept %}
+    A sweep runs it as several pods at once, each with its own values as environment variables and
+    its own folder, settings.out_dir (README: Sweeps).
+{%- endif %}
+{%- if before in swept %}
+    After a sweep of {{ before }}, it gets the result of each of its pods, and picks the best.
+{%- endif %}"""
+{%- if before in swept %}
+    # Every pod of the sweep wrote its result in a folder of its own (one result without a sweep).
+    results = load_sweep(settings, "{{ before }}", "{{ before }}.json")
+    best = max(results, key=lambda result: result.get("score", -math.inf))  # a dry run has no score
+    log.info("best of %d: %s", len(results), best)
+    result = {"step": "{{ step }}", "best": best, "of": len(results), "run_id": settings.run_id}
+{%- elif loop.first %}
     # RUN_ID and IMAGE_TAG say which run and which version made a result: tag your outputs with them.
     result = {"step": "{{ step }}", "run_id": settings.run_id, "image_tag": settings.image_tag}
 {%- else %}
     # Steps of one run share files through the run folder (on NFS in the cluster).
-    previous = load_json(settings, "{{ steps[loop.index0 - 1] }}.json")
+    previous = load_json(settings, "{{ before }}.json")
     result = {"step": "{{ step }}", "after": previous["step"], "run_id": settings.run_id}
+{%- endif %}
+{%- if step in swept %}
+    # A sweep's values come as environment variables: here LR, e.g. SWEEP='[{"LR": "0.1"}, {"LR": "0.01"}]'.
+    learning_rate = float(os.environ.get("LR", "0.01"))
+    result.update(learning_rate=learning_rate, sweep_index=settings.sweep_index)
+    result["score"] = -abs(math.log10(learning_rate) + 2)  # a stand-in: put your validation metric here
 {%- endif %}
 {%- if cookiecutter.mlflow_tracking_uri.strip() %}
     if settings.mlflow:  # inside this run's MLflow run: log params, metrics, models, files
         settings.mlflow.log_dict(result, "{{ step }}.json")
 {%- endif %}
+{%- if step in swept %}
+    save_json(settings, "{{ step }}.json", result, folder=settings.out_dir)
+{%- else %}
     save_json(settings, "{{ step }}.json", result)
+{%- endif %}
 {% endfor %}
 
 STEPS = { {%- for step in steps %}"{{ step }}": {{ step }}{{ ", " if not loop.last }}{% endfor -%} }
@@ -55,9 +83,9 @@ STEPS = { {%- for step in steps %}"{{ step }}": {{ step }}{{ ", " if not loop.la
 # ---- Plumbing: settings, logging, exit codes. You rarely need to edit this. ----
 
 
-def save_json(settings, name, data):
-    """Write data to <run dir>/<name>, or only log it with --dry-run."""
-    path = settings.run_dir / name
+def save_json(settings, name, data{{ ', folder=None' if swept }}):
+    """Write data to <run dir>/<name>{{ ' (or <folder>/<name>)' if swept }}, or only log it with --dry-run."""
+    path = {{ '(folder or settings.run_dir)' if swept else 'settings.run_dir' }} / name
     data = {**data, "written_at": datetime.now(timezone.utc).isoformat()}
     if settings.dry_run:
         log.info("dry run: would write %s: %s", path, data)
@@ -79,6 +107,17 @@ def load_json(settings, name):
     return json.loads(path.read_text())
 
 
+{% if swept -%}
+def load_sweep(settings, step, name):
+    """The <name> each pod of a sweep of <step> wrote in its folder, in their order; without a sweep
+    the one <name> in the run folder."""
+    folders = sorted((settings.run_dir / f"{step}-sweep").glob("[0-9]*"))
+    if not folders:
+        return [load_json(settings, name)]
+    return [json.loads((folder / name).read_text()) for folder in folders]
+
+
+{% endif -%}
 @contextlib.contextmanager
 def mlflow_run(settings):
     """The MLflow run of this Airflow run: every step, and every retry of a step, logs into the same one
@@ -127,6 +166,11 @@ def parse_args(argv=None):
     settings = parser.parse_args(argv)
     settings.run_dir = settings.run_dir or settings.data_dir / "runs" / settings.run_id
     settings.image_tag = os.environ.get("IMAGE_TAG", "dev")  # set by the DAG: the image's version
+{%- if swept %}
+    # One pod of a sweep: its number and folder (set by the DAG); else the run's folder.
+    settings.sweep_index = int(os.environ.get("SWEEP_INDEX", "0"))
+    settings.out_dir = Path(os.environ.get("SWEEP_DIR") or settings.run_dir)
+{%- endif %}
     settings.mlflow = None  # set by main() while a step runs with MLflow
     return settings
 

@@ -3,6 +3,8 @@ The log excerpts are the messages of the cncf.kubernetes provider (10.10 on Airf
 10.25 on Airflow 3), the scheduler's events and Airflow's own lines, as they appear in
 a task log; tests/test_logs_in_terminal.py reads real logs from Airflow 3 and 2."""
 
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 from confiance_job.logs import airflow2_lines, failure_reason, follow_logs, log_lines
 from confiance_job.trigger import TriggerError
@@ -125,32 +127,40 @@ def test_airflow_2_text_loses_its_markers_and_its_leading_newline():
 
 class ScriptedAirflow:
     """Answers the log follower's requests from a script of (run state, {step: (state, tries)}), one per poll,
-    then the last forever; each read of a try's log finds one new line."""
+    then the last forever; each read of a try's log finds one new line. A pod of a sweep is "train[1]"
+    (its name in the UI: "1: LR=0.1")."""
 
     dag_id, is_v2 = "job", True
 
     def __init__(self, *polls):
         self.polls, self.written = list(polls), {}
 
+    def instance(self, name, state, tries):
+        step, _, index = name.rstrip("]").partition("[")
+        mapped = {"map_index": int(index), "rendered_map_index": f"{index}: LR=0.{index}"} if index else {}
+        return {"task_id": step, "state": state, "try_number": tries, "map_index": -1, **mapped}
+
     def request(self, method, path, body=None, missing=None):
         if path.endswith("/tasks"):
             return {"tasks": [{"task_id": "prepare", "downstream_task_ids": ["train"]}, {"task_id": "train"}]}
-        if path.endswith("/taskInstances"):
+        if "/taskInstances?" in path:
             steps = (self.polls.pop(0) if len(self.polls) > 1 else self.polls[0])[1]
-            self.now = {step: {"task_id": step, "state": s, "try_number": n} for step, (s, n) in steps.items()}
-            return {"task_instances": list(self.now.values())}
+            instances = [self.instance(name, *state) for name, state in reversed(steps.items())]  # in no order
+            return {"task_instances": instances, "total_entries": len(instances)}
         if "/logs/" in path:
             step, try_number = path.split("/taskInstances/")[1].split("?")[0].split("/logs/")
-            key = (step, int(try_number))
+            index = parse_qs(urlsplit(path).query).get("map_index", [""])[0]
+            name = f"{step}[{index}]" if index else step
+            key = (name, int(try_number))
             self.written[key] = self.written.get(key, 0) + 1
-            return {"content": [{"event": f"{step} {try_number} line {self.written[key]}"}], "continuation_token": "t"}
+            return {"content": [{"event": f"{name} {try_number} line {self.written[key]}"}], "continuation_token": "t"}
         return {"state": self.polls[0][0]}
 
     def run_page(self, run_id):
         return f"http://airflow/runs/{run_id}"
 
-    def log_page(self, run_id, step):
-        return f"http://airflow/runs/{run_id}/tasks/{step}"
+    def log_page(self, run_id, step, map_index=-1):
+        return f"http://airflow/runs/{run_id}/tasks/{step}" + (f"/mapped/{map_index}" if map_index >= 0 else "")
 
 
 def followed(airflow):
@@ -186,6 +196,26 @@ def test_steps_are_shown_one_after_the_other_and_each_try_under_its_header():
         error
         == "run manual__1 failed: step train failed: unknown, see the log: http://airflow/runs/manual__1/tasks/train"
     )
+
+
+def test_each_pod_of_a_sweep_is_shown_under_its_name_and_a_failed_one_says_which():
+    airflow = ScriptedAirflow(
+        ("running", {"prepare": ("success", 1), "train[0]": ("running", 1), "train[1]": ("running", 1)}),
+        ("failed", {"prepare": ("success", 1), "train[0]": ("success", 1), "train[1]": ("failed", 1)}),
+    )
+    lines, error = followed(airflow)
+    assert lines[3:12] == [
+        "==> train[0] LR=0.0 (try 1) <==",
+        "train[0] 1 line 1",
+        "train[0] 1 line 2",
+        "  train[0] LR=0.0: success",
+        "==> train[1] LR=0.1 (try 1) <==",
+        "train[1] 1 line 1",
+        "train[1] LR=0.1 (try 1) failed: unknown, see the log: http://airflow/runs/manual__1/tasks/train/mapped/1",
+        "  train[1] LR=0.1: failed",
+        "Run manual__1: failed",
+    ]
+    assert error.startswith("run manual__1 failed: step train[1] LR=0.1 failed: unknown, see the log")
 
 
 def test_a_run_marked_failed_before_any_step_ran_ends_at_once():

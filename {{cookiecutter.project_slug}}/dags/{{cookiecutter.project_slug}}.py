@@ -2,6 +2,7 @@
 {%- set schedule = cookiecutter.schedule.strip() -%}
 {%- set resources = (cookiecutter | step_resources).table -%}
 {%- set notify = cookiecutter | notify -%}
+{%- set sweep_steps = cookiecutter.sweep_steps | items -%}
 """{{ cookiecutter.project_name | docstring }}: {{ cookiecutter.description | docstring }}
 
 Each step runs `python main.py <step>` in its own Kubernetes pod, from the image
@@ -28,9 +29,12 @@ from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from kubernetes.client import models as k8s
 
 try:  # Airflow 3
-    from airflow.sdk import DAG, Param
+    from airflow.sdk import DAG, Param{{ ', task' if sweep_steps }}
 except ImportError:  # Airflow 2
     from airflow import DAG
+{%- if sweep_steps %}
+    from airflow.decorators import task
+{%- endif %}
     from airflow.models.param import Param
 
 DAG_ID = "{{ cookiecutter.project_slug }}"
@@ -66,6 +70,14 @@ ENV = {
 # (kubectl create secret generic ..., see README). Never put a secret in ENV or the form.
 SECRETS = {{ cookiecutter.secrets | items | tojson }}
 
+{% if sweep_steps -%}
+# Steps the Trigger form can sweep: given a list of env objects in the step's sweep field, the step
+# runs as one pod per object, at most SWEEP_AT_ONCE at a time, each with a folder of its own (SWEEP_DIR).
+# The next step starts when every pod has succeeded, and reads their results (README: Sweeps).
+SWEEP_STEPS = {{ sweep_steps | tojson }}
+SWEEP_AT_ONCE = {{ cookiecutter.sweep_at_once.strip() or sweep_at_once }}
+
+{% endif -%}
 # GPU steps run on the GPU nodes, which only GPU pods may use (taint nvidia.com/gpu).
 GPU_NODE_TYPE = "{{ cookiecutter.gpu_instance_type }}"
 {%- if cookiecutter.use_nfs %}
@@ -97,6 +109,12 @@ NOTIFY_CONNECTION = "{{ notify.connection }}"
 QUANTITY = r"{{ quantity_pattern }}"
 # An image tag: 0.2.0, dev-1a2b3c4. Not v0.2.0: that is the git tag, and no image has it.
 IMAGE_TAG_PATTERN = r"{{ image_tag_pattern }}"
+{%- if sweep_steps %}
+# The most pods one step may have: the platform's [core] max_map_length in Airflow.
+SWEEP_MAX = {{ sweep_max }}
+# The variables the run and the sweep set, which a sweep's values may not replace.
+SET_BY_THE_RUN = {{ sweep_reserved | tojson }}
+{%- endif %}
 
 
 def command_field(step):
@@ -162,6 +180,35 @@ def run_env(context):
         "IMAGE_TAG": str(context["params"]["image_tag"]),
         "TRY_NUMBER": str(context["ti"].try_number),
     }
+{%- if sweep_steps %}
+
+
+def sweep_field(step):
+    """The form field that sweeps a step."""
+    return "sweep" if len(STEPS) == 1 else f"{step}_sweep"
+
+
+def sweep_copies(step, params=None):
+    """The pods of a swept step, one per item of its sweep field in the run's form values (params): the
+    item's env, its number, and its name in the UI ("1: LR=0.01"). The field left empty: one pod, as if
+    the step were not swept. Airflow runs this as the task <step>_sweep, before the step's pods."""
+    items = params.get(sweep_field(step)) or []
+    if not items:
+        return [{"label": "not swept"}]
+    copies = []
+    for index, values in enumerate(items):
+        label = f"{index}: " + ", ".join(f"{name}={value}" for name, value in values.items())
+        copies.append({"index": index, "size": len(items), "env": values, "label": label[:100]})
+    return copies
+
+
+def sweep_env(step, copy, run_dir):
+    """A pod's sweep env: its values, its number, the count and its folder in the run's (none unswept)."""
+    if "index" not in copy:
+        return {}
+    folder = f"{run_dir}/{step}-sweep/{copy['index']:04d}"  # 0000, 0001...: in order when listed
+    return {**copy["env"], "SWEEP_INDEX": str(copy["index"]), "SWEEP_SIZE": str(copy["size"]), "SWEEP_DIR": folder}
+{%- endif %}
 
 {%- if notify.emails or notify.connection %}
 
@@ -245,20 +292,60 @@ PARAMS = {
         + ", ".join(f"{step} {'-'.join(reserved_and_max(step, 'memory'))}" for step in RESOURCES)
         + ").",
     ),
+{%- if sweep_steps %}
+    **{
+        sweep_field(step): Param(
+            None,
+            type=["null", "array"],
+            minItems=1,
+            maxItems=SWEEP_MAX,
+            items={
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "propertyNames": {"pattern": r"{{ env_name_pattern }}", "not": {"enum": SET_BY_THE_RUN}},
+            },
+            title="Sweep" if len(STEPS) == 1 else f"Sweep of step {step}",
+            description=f"A JSON list of env objects: {step} runs as one pod per object, {SWEEP_AT_ONCE} at a time, "
+            'e.g. [{"LR": "0.1"}, {"LR": "0.01"}]. Each pod gets SWEEP_INDEX, SWEEP_SIZE and a folder of its own, '
+            f"SWEEP_DIR. Empty: {step} runs once.",
+        )
+        for step in SWEEP_STEPS
+    },
+{%- endif %}
 }
 
 
 class JobPodOperator(KubernetesPodOperator):
     """A KubernetesPodOperator whose pod, when its step starts, takes the Trigger form's command, cpu,
     memory and env, and the run's env. The step is the task id."""
+{%- if sweep_steps %}
+
+    def __init__(self, *, sweep_copy=None, **kwargs):
+        super().__init__(**kwargs)
+        self.sweep_copy = sweep_copy or {}  # one pod of a swept step (sweep_copies)
+{%- endif %}
 
     def render_template_fields(self, context, jinja_env=None):
         super().render_template_fields(context, jinja_env)
+        self.apply_form(context)
+{%- if sweep_steps %}
+
+    def execute(self, context):
+        # A swept step's pods are the copies of a mapped task, which Airflow renders without the
+        # method above: take the form here (again for the others: the same values).
+        self.apply_form(context)
+        return super().execute(context)
+{%- endif %}
+
+    def apply_form(self, context):
         form, step = context["params"], self.task_id
         self.arguments = [form.get(command_field(step)) or STEPS[step]]
         self.container_resources = container_resources(step, form)
         env = {var.name: var.value for var in self.env_vars}  # ENV, given as a list: the same on every provider
         env.update({**run_env(context), **(form.get("env") or {})})
+{%- if sweep_steps %}
+        env.update(sweep_env(step, self.sweep_copy, env["RUN_DIR"]))
+{%- endif %}
         self.env_vars = [k8s.V1EnvVar(name=name, value=value) for name, value in env.items()]
 
 
@@ -285,7 +372,7 @@ with DAG(
     previous = None
     for step, command in STEPS.items():
         gpu = gpu_placement(step)
-        task = JobPodOperator(
+        pod = dict(
             task_id=step,
             name=f"{DAG_ID}-{step}".replace("_", "-"),  # pod name (a random suffix is added)
             namespace="{{ cookiecutter.namespace }}",
@@ -317,6 +404,17 @@ with DAG(
             on_finish_action="delete_pod",
             startup_timeout_seconds=600,  # time to pull a large image and to wait for free resources
         )
+{%- if sweep_steps %}
+        if step in SWEEP_STEPS:  # one pod per item of the form's sweep field: Airflow's dynamic task mapping
+            copies = task(sweep_copies, task_id=sweep_field(step))(step)
+            step_task = JobPodOperator.partial(
+                **pod, max_active_tis_per_dagrun=SWEEP_AT_ONCE, map_index_template="{% raw %}{{ task.sweep_copy['label'] }}{% endraw %}"
+            ).expand(sweep_copy=copies)
+        else:
+            step_task = JobPodOperator(**pod)
+{%- else %}
+        step_task = JobPodOperator(**pod)
+{%- endif %}
         if previous:
-            previous >> task
-        previous = task
+            previous >> step_task
+        previous = step_task

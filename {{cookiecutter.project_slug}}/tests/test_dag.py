@@ -17,7 +17,7 @@ pytest.importorskip("airflow", reason="Airflow is not installed: run `make dev`"
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 from confiance_job.dags import load_dagbag  # noqa: E402  (after the skips above)
-from confiance_job.render import ConfError, render_pods, validate_conf  # noqa: E402
+from confiance_job.render import ConfError, is_step, render_pods, step_of, validate_conf  # noqa: E402
 from confiance_job.rules import KUBERNETES_VERSION  # noqa: E402
 
 import main  # noqa: E402
@@ -44,6 +44,11 @@ def dag():
     return dagbag.dags["{{ cookiecutter.project_slug }}"]
 
 
+def steps_of(dag):
+    """The DAG's steps, in order: the tasks that start pods{{ ' (not the ones listing a sweep\'s pods)' if cookiecutter.sweep_steps.strip() }}."""
+    return [task.task_id for task in dag.tasks if is_step(task)]
+
+
 def env_of(pod):
     return {var["name"]: var["value"] for var in pod["spec"]["containers"][0]["env"]}
 
@@ -64,12 +69,12 @@ def what_to_fix(dag_steps, main_steps):
 
 
 def test_the_dag_runs_the_steps_of_main_py_in_order(dag):
-    dag_steps, main_steps = list(dag.task_dict), list(main.STEPS)
+    dag_steps, main_steps = steps_of(dag), list(main.STEPS)
     assert dag_steps == main_steps, (
         f"the DAG runs {dag_steps}, main.py has {main_steps}: {what_to_fix(dag_steps, main_steps)}"
     )
     for before, after in pairwise(dag_steps):
-        assert dag.task_dict[after].upstream_task_ids == {before}
+        assert set(dag.task_dict[after].upstream_task_ids) & set(dag_steps) == {before}
 
 
 @pytest.mark.parametrize(
@@ -92,10 +97,10 @@ def test_every_pod_is_a_valid_kubernetes_pod(dag, conf):
 
 
 def test_the_form_sets_command_env_and_resources(dag):
-    step = dag.tasks[0].task_id
+    step = steps_of(dag)[0]
     command_field = dag_module().command_field(step)  # the DAG's own rule for the form's command fields
     conf = {command_field: f"python main.py {step} --dry-run", "env": {"EPOCHS": "3"}, "cpu": "4"}
-    container = render_pods(dag, conf)[step]["spec"]["containers"][0]
+    container = next(iter(render_pods(dag, conf).values()))["spec"]["containers"][0]
     assert container["args"] == [conf[command_field]]
     assert {"name": "EPOCHS", "value": "3"} in container["env"]
     assert container["resources"]["requests"]["cpu"] == container["resources"]["limits"]["cpu"] == "4"
@@ -103,8 +108,8 @@ def test_the_form_sets_command_env_and_resources(dag):
 
 def test_each_step_gets_the_resources_of_its_line_in_the_table(dag):
     module = dag_module()
-    for step, pod in render_pods(dag, {}).items():
-        spec = pod["spec"]
+    for name, pod in render_pods(dag, {}).items():
+        step, spec = step_of(name), pod["spec"]
         resources = spec["containers"][0]["resources"]
         for kind in ("cpu", "memory"):  # [reserved, maximum], or one value for both
             assert (resources["requests"][kind], resources["limits"][kind]) == module.reserved_and_max(step, kind)
@@ -127,7 +132,7 @@ def test_each_run_writes_to_a_folder_of_its_own_whatever_its_id(dag):
     run_ids = ["manual__2026-01-01T00:00:00+00:00", "manual__x~y:z+1", "manual__x:y+z~1", "manual__x_y_z_1", ".."]
     folders = {}
     for run_id in run_ids:
-        env = env_of(render_pods(dag, {}, run_id)[dag.tasks[0].task_id])
+        env = env_of(next(iter(render_pods(dag, {}, run_id).values())))
         assert (env["RUN_ID"], env["IMAGE_TAG"], env["TRY_NUMBER"]) == (run_id, dag.params["image_tag"], "1")
         runs, _, folders[run_id] = env["RUN_DIR"].rpartition("/")
         assert runs == env["DATA_DIR"] + "/runs" and folders[run_id] not in (".", "..")
@@ -153,3 +158,41 @@ def test_invalid_form_values_are_refused_with_the_field_and_an_example(dag, conf
     with pytest.raises(ConfError) as refused:
         validate_conf(dag, conf)
     assert str(refused.value).startswith(message)
+{%- if cookiecutter.sweep_steps.strip() %}
+
+
+def test_a_sweep_runs_one_pod_per_item_each_with_its_values_and_folder(dag):
+    module = dag_module()
+    step = module.SWEEP_STEPS[0]
+    items = [{"LR": "0.1"}, {"LR": "0.01"}, {"LR": "0.001", "DEPTH": "3"}]
+    pods = render_pods(dag, {module.sweep_field(step): items})
+    assert [step_of(name) for name in pods].count(step) == 3  # the other steps run once
+    copies = [pod for name, pod in pods.items() if step_of(name) == step]
+    for index, (pod, values) in enumerate(zip(copies, items, strict=True)):
+        kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
+        env = env_of(pod)
+        assert {name: env[name] for name in values} == values
+        assert (env["SWEEP_INDEX"], env["SWEEP_SIZE"]) == (str(index), "3")
+        assert env["SWEEP_DIR"].startswith(env["RUN_DIR"] + "/")  # in the run folder, where the next step looks
+    assert len({env_of(pod)["SWEEP_DIR"] for pod in copies}) == 3
+
+
+@pytest.mark.parametrize(
+    "sweep, message",
+    [
+        ({"LR": "0.1"}, "must be empty or a list"),
+        ([], "an empty list runs nothing"),
+        ([{"LR": 0.1}], 'item 1 {"LR": 0.1}: every value must be text'),
+        ([{"LR": "0.1"}, {"1LR": "x"}], 'item 2 {"1LR": "x"}: "1LR": not a variable name'),
+        ([{"RUN_DIR": "/tmp"}], '"RUN_DIR": set by the run'),
+        ([{"LR": "0.1"}] * 1025, "1025 items, more than 1024"),
+    ],
+    ids=["not-a-list", "empty", "number", "bad-name", "run-variable", "too-many"],
+)
+def test_a_bad_sweep_is_refused_before_any_pod_starts(dag, sweep, message):
+    module = dag_module()
+    field = module.sweep_field(module.SWEEP_STEPS[0])
+    with pytest.raises(ConfError) as refused:
+        validate_conf(dag, {field: sweep})
+    assert str(refused.value).startswith(f"{field}: ") and message in str(refused.value)
+{%- endif %}

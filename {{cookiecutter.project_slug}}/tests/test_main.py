@@ -40,6 +40,10 @@ def fresh_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in ("DATA_DIR", "RUN_DIR", "RUN_ID", "IMAGE_TAG", "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(name, raising=False)
+{%- if cookiecutter.sweep_steps.strip() %}
+    for name in ("SWEEP_INDEX", "SWEEP_SIZE", "SWEEP_DIR"):  # and one pod of a sweep's
+        monkeypatch.delenv(name, raising=False)
+{%- endif %}
 
 
 def run_step(step, run_id="manual__1", *options):
@@ -104,3 +108,26 @@ def test_the_example_steps_pass_their_results_along(tmp_path):
     for step in STEPS:
         result = json.loads((tmp_path / "data" / "runs" / "manual__1" / f"{step}.json").read_text())
         assert result["step"] == step and result["run_id"] == "manual__1"
+{%- set steps = cookiecutter.steps | items %}
+{%- set swept = cookiecutter.sweep_steps | items %}
+{%- for step in steps[:-1] if step in swept %}{% if loop.first %}
+
+
+def test_the_step_after_a_sweep_picks_the_best_of_its_pods(tmp_path, monkeypatch):
+    import json
+
+    run_dir = tmp_path / "data" / "runs" / "manual__1"
+    swept = STEPS.index("{{ step }}")
+    for step in STEPS[:swept]:
+        assert run_step(step) == 0
+    for index, rate in enumerate(["0.1", "0.01", "0.001"]):  # what the DAG gives each pod of a sweep
+        monkeypatch.setenv("LR", rate)
+        monkeypatch.setenv("SWEEP_INDEX", str(index))
+        monkeypatch.setenv("SWEEP_DIR", str(run_dir / "{{ step }}-sweep" / f"{index:04d}"))
+        assert run_step("{{ step }}") == 0
+    for name in ("LR", "SWEEP_INDEX", "SWEEP_DIR"):
+        monkeypatch.delenv(name)
+    assert run_step(STEPS[swept + 1]) == 0
+    result = json.loads((run_dir / f"{STEPS[swept + 1]}.json").read_text())
+    assert result["of"] == 3 and result["best"]["learning_rate"] == 0.01
+{%- endif %}{% endfor %}

@@ -13,7 +13,18 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .rules import AIRFLOW_PROVIDERS, ENV_NAME_PATTERN, QUANTITY, VERSION, quantity_value, resource_problems
+from .rules import (
+    AIRFLOW_PROVIDERS,
+    ENV_NAME_PATTERN,
+    QUANTITY,
+    RUN_ENV,
+    SWEEP_AT_ONCE,
+    SWEEP_ENV,
+    SWEEP_MAX,
+    VERSION,
+    quantity_value,
+    resource_problems,
+)
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -26,7 +37,6 @@ LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 ENV_NAME = re.compile(ENV_NAME_PATTERN)
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 # Set by the DAG for each run: the answers cannot choose them.
-RUN_ENV = {"RUN_ID", "RUN_DIR", "IMAGE_TAG", "TRY_NUMBER"}
 SCHEDULE_PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually"}
 CRON_FIELDS = [  # (name, lowest, highest, names accepted instead of numbers)
     ("minute", 0, 59, []),
@@ -308,7 +318,7 @@ class Checker:
         env, errors = env_vars(self.answers["env_vars"])
         for error in errors:
             self.fail("env_vars", error, "DATASET=/nfsdata/my-team/dataset,LOG_LEVEL=DEBUG")
-        for name in sorted(RUN_ENV & set(env)):
+        for name in sorted(set(RUN_ENV + SWEEP_ENV) & set(env)):
             self.fail(
                 "env_vars", f"{name} is set by the DAG for each run; pick another name", "DATASET=/nfsdata/dataset"
             )
@@ -316,6 +326,17 @@ class Checker:
             if not DNS_SUBDOMAIN.match(secret) or len(secret) > 253:
                 self.fail("secrets", f"{secret!r}: names of Kubernetes Secrets (lowercase, digits, '-', '.'), comma "
                           "separated", "mlflow-credentials,s3-credentials")  # fmt: skip
+
+    def check_sweeps(self):
+        steps, swept = split_list(self.answers["steps"]), split_list(self.answers.get("sweep_steps", ""))
+        unknown = [step for step in swept if step not in steps]
+        if unknown:
+            self.fail("sweep_steps", f"some of the steps ({', '.join(steps)}), comma separated, or empty", steps[-1])
+        if not swept:
+            return
+        at_once = str(self.answers.get("sweep_at_once", "")).strip()
+        if at_once and (not at_once.isdigit() or not 1 <= int(at_once) <= SWEEP_MAX):
+            self.fail("sweep_at_once", f"a whole number from 1 to {SWEEP_MAX} (empty: {SWEEP_AT_ONCE})", "4")
 
     def check_serving(self):
         serving = self.answers.get("serving", "none")  # repos made before serving existed have no answer
@@ -351,6 +372,7 @@ class Checker:
         self.check_resources("memory", "2Gi", "4Gi")
         self.check_step_resources()
         self.check_env_and_secrets()
+        self.check_sweeps()
         self.check_serving()
         return self.found
 

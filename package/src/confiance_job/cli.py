@@ -3,6 +3,7 @@
     confiance-job render '{"image_tag": "0.2.0"}' [--step train]   the pods a Trigger would start
     confiance-job render --serve '{"model_uri": "runs:/<id>/model"}'  the objects a deploy of the model would apply
     confiance-job trigger --tag 0.2.0 --env EPOCHS=3 [--wait]       start a run in Airflow (and follow its logs)
+    confiance-job trigger --sweep '[{"LR": "0.1"}, {"LR": "0.01"}]'  a run whose swept step has a pod per item
     confiance-job logs [RUN_ID] [--step train] [--follow]           each step's log (default: the last run)
     confiance-job serve [MODEL_URI] [--stop] [--tag 0.2.0] [--wait]   deploy a model with the serving DAG (or stop it)
     confiance-job run train | --all [--conf JSON]                   the same pods on your machine (docker/podman)
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from . import __version__
 from .rules import serving_dag_id
+
+SWEEP_EXAMPLE = '[{"LR": "0.1"}, {"LR": "0.01"}]'
 
 
 class UsageError(Exception):
@@ -54,7 +57,7 @@ def serving_dag_file(given=None):
 
 def render(args):
     from .dags import load_dag
-    from .render import render_pods, render_serving
+    from .render import pods_of_step, render_pods, render_serving
 
     try:
         conf = json.loads(args.conf)
@@ -68,13 +71,48 @@ def render(args):
         print(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2))
         return
     with contextlib.redirect_stdout(sys.stderr):  # Airflow's own log lines are not part of the manifest
-        pods = render_pods(load_dag(job_dag_file(args.dag)), conf, args.run_id)
-    if args.step and args.step not in pods:
-        raise UsageError(f"no step {args.step!r}; the steps are: {', '.join(pods)}")
-    if args.step:
-        print(json.dumps(pods[args.step], indent=2))
+        dag = load_dag(job_dag_file(args.dag))
+        pods = render_pods(dag, with_sweep(conf, args.sweep, dag), args.run_id)
+    chosen = pods_of_step(pods, args.step) if args.step else pods
+    if not chosen:
+        raise UsageError(f"no step {args.step!r}; the steps are: {', '.join(steps_of(pods))}")
+    if len(chosen) == 1 and args.step:
+        print(json.dumps(next(iter(chosen.values())), indent=2))
     else:  # a Kubernetes List, as kubectl prints several objects
-        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(pods.values())}, indent=2))
+        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(chosen.values())}, indent=2))
+
+
+def steps_of(pods):
+    """The steps of these pods, in order, once each (a swept step has several pods)."""
+    from .render import step_of
+
+    return list(dict.fromkeys(map(step_of, pods)))
+
+
+def with_sweep(conf, sweep, dag):
+    """The form values with --sweep, checked against the DAG's own form."""
+    from .render import form_schemas
+
+    return sweep_conf(conf, sweep, form_schemas(dag)) if sweep and isinstance(conf, dict) else conf
+
+
+def sweep_conf(conf, sweep, schemas):
+    """The form values with --sweep: '[...]' for the job's one sweep field, or 'STEP=[...]'."""
+    fields = [field for field in schemas if field == "sweep" or field.endswith("_sweep")]
+    step, equals, text = sweep.partition("=") if not sweep.lstrip().startswith("[") else ("", "", sweep)
+    field = f"{step.strip()}_sweep" if equals else (fields[0] if len(fields) == 1 else None)
+    if not fields:
+        raise UsageError(
+            "this job sweeps no step. To sweep train, say: "
+            """.venv/bin/cruft update -y --variables-to-update '{"sweep_steps": "train"}' (README: Sweeps)"""
+        )
+    if field not in fields:
+        steps = ", ".join(name.removesuffix("_sweep") for name in fields)
+        raise UsageError(f"--sweep takes STEP='[...]' for one of the swept steps: {steps}")
+    try:
+        return {**conf, field: json.loads(text if equals else sweep)}
+    except json.JSONDecodeError as error:
+        raise UsageError(f"--sweep is not valid JSON: {error}; e.g. {SWEEP_EXAMPLE}") from None
 
 
 def airflow_login(dag_id):
@@ -97,7 +135,9 @@ def trigger(args):
 
     conf = build_conf(args.conf, args.tag, args.command, args.env, args.cpu, args.memory)
     airflow = airflow_login(args.dag_id)
-    conf = checked_form(conf, airflow.form_schemas())
+    schemas = airflow.form_schemas()
+    conf = sweep_conf(conf, args.sweep, schemas) if args.sweep else conf
+    conf = checked_form(conf, schemas)
     run_id = airflow.trigger(conf)
     print(f"Started {airflow.dag_id} run {run_id}\n{airflow.run_page(run_id)}", flush=True)
     if args.wait:
@@ -134,7 +174,7 @@ def logs(args):
 def run_local(args):
     from .dags import load_dag
     from .local import container_of, local_run_id, run_pods
-    from .render import render_pods
+    from .render import pods_of_step, render_pods, step_of
 
     if bool(args.step) == args.all:
         raise UsageError("give one step, or --all for every step in order")
@@ -148,15 +188,17 @@ def run_local(args):
     conf.setdefault("image_tag", tag if colon and "/" not in tag else "dev")  # make build's tag by default
     run_id = args.run_id or local_run_id()
     with contextlib.redirect_stdout(sys.stderr):
-        pods = render_pods(load_dag(job_dag_file(args.dag)), conf, run_id)
-    if args.step and args.step not in pods:
-        raise UsageError(f"no step {args.step!r}; the steps are: {', '.join(pods)}")
-    chosen = pods if args.all else {args.step: pods[args.step]}
+        dag = load_dag(job_dag_file(args.dag))
+        pods = render_pods(dag, with_sweep(conf, args.sweep, dag), run_id)
+    chosen = pods if args.all else pods_of_step(pods, args.step)
+    if not chosen:
+        raise UsageError(f"no step {args.step!r}; the steps are: {', '.join(steps_of(pods))}")
     image = args.image or container_of(next(iter(chosen.values())))["image"]
-    title = f"Run {run_id}: {', '.join(chosen)} in {image}"
+    title = f"Run {run_id}: {', '.join(chosen)} in {image}"  # a sweep's pods one after the other, here
     code = run_pods(chosen, image, data=args.data, secrets_file=args.secrets, engine=args.engine, title=title)
-    if code == 0 and not args.all and list(pods)[-1] != args.step:
-        following = list(pods)[list(pods).index(args.step) + 1]
+    steps = steps_of(pods)
+    if code == 0 and not args.all and steps[-1] != args.step:
+        following = steps[steps.index(step_of(args.step)) + 1]
         print(f"Next step in the same run folder: make run STEP={following} RUN_ID={run_id}", flush=True)
     return code
 
@@ -197,6 +239,7 @@ def parser():
     command = commands.add_parser("render", help="print the pods a Trigger would start, without a cluster")
     command.add_argument("conf", nargs="?", default="{}", help="the form values as JSON (default: {})")
     command.add_argument("--step", help="only this step")
+    command.add_argument("--sweep", metavar="[STEP=]JSON", help=f"a swept step's env objects, e.g. '{SWEEP_EXAMPLE}'")
     command.add_argument("--serve", action="store_true", help="the serving DAG's objects (dags/<slug>-serve.py)")
     command.add_argument("--dag", help="the DAG file (default: the one in dags/)")
     command.add_argument("--run-id", default="manual__render", help="the run id the pods get (default: %(default)s)")
@@ -211,6 +254,7 @@ def parser():
     command.add_argument("--cpu", help="CPUs for every step of this run, e.g. 4")
     command.add_argument("--memory", help="memory for every step of this run, e.g. 16Gi")
     command.add_argument("--conf", help="other form fields, as JSON")
+    command.add_argument("--sweep", metavar="[STEP=]JSON", help=f"a swept step's env objects, e.g. '{SWEEP_EXAMPLE}'")
     command.add_argument("--dag-id", help="the DAG to run (default: the one in dags/)")
     command.add_argument("--wait", action="store_true", help="follow the run's logs; exit 0 only if it succeeds")
     command.add_argument("--timeout", type=float, default=6 * 3600, help="with --wait: give up after SECONDS")
@@ -240,6 +284,7 @@ def parser():
     command.add_argument("step", nargs="?", help="the step to run")
     command.add_argument("--all", action="store_true", help="every step in order, in one run folder")
     command.add_argument("--conf", default="{}", help="the Trigger form's values as JSON (default: {})")
+    command.add_argument("--sweep", metavar="[STEP=]JSON", help=f"a swept step's env objects, e.g. '{SWEEP_EXAMPLE}'")
     command.add_argument("--image", help="the image to run (default: the DAG's image, tag dev: make build's)")
     command.add_argument("--engine", choices=["docker", "podman"], help="default: docker, or podman without docker")
     command.add_argument("--run-id", help="reuse a run's id and folder, e.g. to run train after prepare")

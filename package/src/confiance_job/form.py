@@ -2,14 +2,15 @@
 
 Airflow checks a run's conf against each Param's JSON schema and, when it refuses,
 prints the whole schema. These functions check the same schemas (the subset the
-generated DAGs use: type, pattern, additionalProperties, propertyNames) and say,
+generated DAGs use: type, enum, bounds, pattern, additionalProperties, propertyNames,
+items and their count) and say,
 for each bad field, what is wrong and what a valid value looks like.
 """
 
 import json
 import re
 
-from .rules import FORM_RULES, image_tag
+from .rules import SWEEP_MAX, form_rule, image_tag
 
 JSON_TYPES = {"string": str, "object": dict, "array": list, "boolean": bool, "null": type(None)}
 
@@ -44,7 +45,33 @@ def as_form_sends_it(conf, schemas):
 
 
 def example_of(field):
-    return " or ".join(json.dumps(example) for example in FORM_RULES.get(field, ("", []))[1])
+    return " or ".join(json.dumps(example) for example in (form_rule(field) or ("", []))[1])
+
+
+def names_problem(value, schema):
+    """What is wrong with the names of a JSON object's keys: not variable names, or names the run sets."""
+    rule = schema.get("propertyNames", {})
+    bad_names = [name for name in value if "pattern" in rule and not re.search(rule["pattern"], name)]
+    if bad_names:
+        return f"{', '.join(map(json.dumps, bad_names))}: not a variable name (letters, digits, _)"
+    taken = [name for name in value if name in rule.get("not", {}).get("enum", [])]
+    if taken:
+        return f"{', '.join(map(json.dumps, taken))}: set by the run, pick another name"
+    return None
+
+
+def list_problem(field, value, schema):
+    """What is wrong with a list (a sweep): its length, or its first bad item."""
+    if len(value) < schema.get("minItems", 0):
+        return "an empty list runs nothing: leave the field empty to run the step once"
+    if len(value) > schema.get("maxItems", len(value)):
+        limit = "the platform's limit on pods per step" if schema["maxItems"] == SWEEP_MAX else "the limit"
+        return f"{len(value)} items, more than {schema['maxItems']} ({limit})"
+    for number, item in enumerate(value, start=1):
+        problem = field_problem(field, item, schema.get("items") or {})
+        if problem:
+            return f"item {number} {json.dumps(item)}: {problem}"
+    return None
 
 
 def field_problem(field, value, schema):
@@ -60,13 +87,14 @@ def field_problem(field, value, schema):
         if bound in schema and is_number(value) and broken(float(value), float(schema[bound])):
             return f"{json.dumps(value)} is not {says} {schema[bound]}"
     if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
-        rule = FORM_RULES[field][0] if field in FORM_RULES else f"a valid {title.lower()}"
+        rule = form_rule(field)[0] if form_rule(field) else f"a valid {title.lower()}"
         return f"{json.dumps(value)} is not {rule}"
+    if isinstance(value, list):
+        return list_problem(field, value, schema)
     if isinstance(value, dict):
-        names = schema.get("propertyNames", {}).get("pattern")
-        bad_names = [name for name in value if names and not re.search(names, name)]
-        if bad_names:
-            return f"{', '.join(map(json.dumps, bad_names))}: not a variable name (letters, digits, _)"
+        problem = names_problem(value, schema)
+        if problem:
+            return problem
         item_types = types_of(schema.get("additionalProperties") or {})
         bad_values = [name for name, item in value.items() if item_types and not has_type(item, item_types)]
         if bad_values:

@@ -92,8 +92,19 @@ def last_exception(lines):
     return f"{last[0][1]}: {last[0][2]}" if last else None
 
 
+def instance_name(task):
+    """How a task instance is shown: its step, and for a pod of a sweep its number and values
+    ("train[1] LR=0.01", from the DAG's name for it, "1: LR=0.01")."""
+    index = task.get("map_index", -1)
+    if index is None or index < 0:
+        return task["task_id"]
+    label = str(task.get("rendered_map_index") or "").removeprefix(f"{index}: ")
+    return f"{task['task_id']}[{index}]" + (f" {label}" if label and label != str(index) else "")
+
+
 class RunLogs:
-    """The logs of one run, step after step and try after try, each line printed once."""
+    """The logs of one run, step after step and try after try, each line printed once.
+    A swept step's pods are shown one after the other, in their order."""
 
     def __init__(self, airflow, run_id, step=None, say=print):
         self.airflow, self.run_id, self.say = airflow, run_id, say
@@ -106,23 +117,34 @@ class RunLogs:
         self.reasons = {}
 
     def run_state(self):
-        """(run state, {step: task instance}); a clear error if the run does not exist."""
+        """(run state, {step: [its task instances, in map index order]}); a clear error if the run does not exist."""
         run = self.airflow.request(
             "GET", self.run_path, missing=f"Airflow has no run {self.run_id!r} of {self.airflow.dag_id}"
         )
-        tasks = self.airflow.request("GET", f"{self.run_path}/taskInstances")["task_instances"]
-        return run["state"], {task["task_id"]: task for task in tasks}
+        tasks, total = [], None
+        while total is None or len(tasks) < total:  # a page at a time: a sweep may have hundreds of pods
+            page = self.airflow.request("GET", f"{self.run_path}/taskInstances?limit=100&offset={len(tasks)}")
+            tasks, total = tasks + page["task_instances"], page.get("total_entries", 0)
+            if not page["task_instances"]:
+                break
+        instances = {}
+        for task in sorted(tasks, key=lambda task: -1 if task.get("map_index") is None else task["map_index"]):
+            instances.setdefault(task["task_id"], []).append(task)
+        return run["state"], instances
 
-    def read_new(self, step, try_number):
+    def read_new(self, task, try_number):
         """Print what the try wrote since the last read (Airflow sends all of it at once)."""
-        key = (step, try_number)
+        name, step, index = instance_name(task), task["task_id"], task.get("map_index", -1)
+        key = (step, index, try_number)
         token = self.tokens.get(key)
+        query = {"map_index": index} if index is not None and index >= 0 else {}
+        query.update({"token": token} if token else {})
         path = f"{self.run_path}/taskInstances/{step}/logs/{try_number}"
         answer = self.airflow.request(
-            "GET", path + (f"?token={urllib.parse.quote(token)}" if token else ""), missing="no log yet"
+            "GET", path + (f"?{urllib.parse.urlencode(query)}" if query else ""), missing="no log yet"
         )
         if key not in self.shown:
-            self.say(f"==> {step} (try {try_number}) <==")
+            self.say(f"==> {name} (try {try_number}) <==")
             self.shown[key], self.identities[key] = [], []
         entries = log_entries(answer.get("content"))
         entries = entries[already_shown(self.identities[key], [identity for identity, _ in entries]) :]
@@ -135,36 +157,49 @@ class RunLogs:
     def pass_once(self, tasks, run_over):
         """One look at every step in order; stops at the first try still being written (step after step)."""
         for step in self.steps:
-            task = tasks.get(step) or {}
-            state, tries = task.get("state"), task.get("try_number") or 0
-            for try_number in range(1, tries + 1):
-                key = (step, try_number)
-                if key in self.done:
-                    continue
-                over = try_number < tries or state in TRY_OVER
-                if not over and state not in WRITING:
-                    if run_over:
-                        break
-                    return False  # not started yet: later steps wait for it
-                self.read_new(step, try_number)
-                if not over:
-                    if run_over:
-                        break
+            for task in tasks.get(step) or [{"task_id": step}]:
+                if not self.pass_instance(task, run_over):
                     return False
-                self.done.add(key)
-                try_state = state if try_number == tries else "failed"
-                if try_state in ("failed", "up_for_retry"):
-                    shown = self.shown.get(key, [])
-                    reason = failure_reason("\n".join(shown)) or last_exception(shown)
-                    self.reasons[step] = reason or f"unknown, see the log: {self.airflow.log_page(self.run_id, step)}"
-                    self.say(f"{step} (try {try_number}) failed: {self.reasons[step]}")
-            if state in STEP_OVER or run_over:
-                if (step, "state") not in self.done:
-                    self.done.add((step, "state"))
-                    self.say(f"  {step}: {state or 'not run'}")
-            elif tries == 0:
-                return False
         return True
+
+    def pass_instance(self, task, run_over):
+        """Print what one task instance wrote since the last look; False while it is not over."""
+        name, step, index = instance_name(task), task["task_id"], task.get("map_index", -1)
+        state, tries = task.get("state"), task.get("try_number") or 0
+        for try_number in range(1, tries + 1):
+            key = (step, index, try_number)
+            if key in self.done:
+                continue
+            over = try_number < tries or state in TRY_OVER
+            if not over and state not in WRITING:
+                if run_over:
+                    break
+                return False  # not started yet: later steps wait for it
+            self.read_new(task, try_number)
+            if not over:
+                if run_over:
+                    break
+                return False
+            self.done.add(key)
+            try_state = state if try_number == tries else "failed"
+            if try_state in ("failed", "up_for_retry"):
+                shown = self.shown.get(key, [])
+                reason = failure_reason("\n".join(shown)) or last_exception(shown)
+                log_page = self.airflow.log_page(self.run_id, step, index)
+                self.reasons[name] = reason or f"unknown, see the log: {log_page}"
+                self.say(f"{name} (try {try_number}) failed: {self.reasons[name]}")
+        if state in STEP_OVER or run_over:
+            if (step, index, "state") not in self.done:
+                self.done.add((step, index, "state"))
+                self.say(f"  {name}: {state or 'not run'}")
+        elif tries == 0:
+            return False
+        return True
+
+    def states(self, tasks):
+        """{shown name: state} of every task instance of the steps followed."""
+        instances = [task for step in self.steps for task in tasks.get(step) or [{"task_id": step}]]
+        return {instance_name(task): (task.get("state"), task) for task in instances}
 
     def follow(self, every=2.0, timeout=None, follow=True):
         """Print the logs until the run ends (or once, follow=False); returns (run state, {step: state})."""
@@ -174,7 +209,7 @@ class RunLogs:
             run_over = state in FINISHED or not follow
             complete = self.pass_once(tasks, run_over)
             if run_over and (complete or not follow):
-                return state, {step: (tasks.get(step) or {}).get("state") for step in self.steps}
+                return state, self.states(tasks)
             if deadline is not None and time.monotonic() > deadline:
                 raise TriggerError(
                     f"run {self.run_id} is still {state} after {timeout:.0f} s; it goes on in Airflow: "
@@ -216,9 +251,10 @@ def follow_logs(airflow, run_id, step=None, follow=True, timeout=None, every=2.0
         say(f"Run {run_id}: {state}; --follow (make logs) follows it to its end")
         return logs
     say(f"Run {run_id}: {state}\n{airflow.run_page(run_id)}")
-    failed = [name for name, step_state in steps.items() if step_state == "failed"]
+    failed = [name for name, (step_state, _) in steps.items() if step_state == "failed"]
     for name in failed:
-        say(f"  log of {name}: {airflow.log_page(run_id, name)}")
+        task = steps[name][1]
+        say(f"  log of {name}: {airflow.log_page(run_id, task['task_id'], task.get('map_index', -1))}")
     if state != "success":
         unknown = f"unknown, see the log: {airflow.run_page(run_id)}"
         why = "; ".join(f"step {name} failed: {logs.reasons.get(name, unknown)}" for name in failed)

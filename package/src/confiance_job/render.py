@@ -3,7 +3,9 @@ and the objects a serving DAG's deploy would apply, built by its operator.
 
 The form values are checked as Airflow checks them when a person presses Trigger
 (with messages a person reads, form.py); then each step's pod is built as the
-operator would submit it, and its resources checked as the cluster would.
+operator would submit it, and its resources checked as the cluster would. A swept
+step has a pod per item of its sweep field, "train[0]", "train[1]"...: the copies
+Airflow's dynamic task mapping would make, from the DAG's own list of them.
 """
 
 import copy
@@ -83,11 +85,11 @@ def dummy_kubeconfig():
     return file.name
 
 
-def rendered(task, params, conf, run_id):
+def rendered(task, params, conf, run_id, map_index=-1):
     """A copy of the operator with its fields rendered for this run, as when its step starts; and the context."""
     task = copy.deepcopy(task)  # rendering changes the operator in place
     task.in_cluster, task.config_file = False, dummy_kubeconfig()  # outside the cluster, contact nothing
-    ti = SimpleNamespace(dag_id=task.dag_id, task_id=task.task_id, map_index=-1, try_number=1)
+    ti = SimpleNamespace(dag_id=task.dag_id, task_id=task.task_id, map_index=map_index, try_number=1)
     context = {
         "params": params,
         "dag": task.dag,
@@ -102,11 +104,11 @@ def rendered(task, params, conf, run_id):
     return task, context
 
 
-def render_pod(task, params, conf, run_id="manual__render"):
+def render_pod(task, params, conf, run_id="manual__render", map_index=-1):
     """The pod manifest (a dict, as the Kubernetes API takes it) the operator would submit for this run."""
     from kubernetes.client import ApiClient
 
-    task, context = rendered(task, params, conf, run_id)
+    task, context = rendered(task, params, conf, run_id, map_index)
     if "dry_run" in inspect.signature(task.build_pod_request_obj).parameters:
         pod = task.build_pod_request_obj(context, dry_run=True)
     else:
@@ -114,13 +116,54 @@ def render_pod(task, params, conf, run_id="manual__render"):
     return ApiClient().sanitize_for_serialization(pod)
 
 
+def is_swept(task):
+    """A swept step: a mapped operator, one copy per item of its sweep field."""
+    return hasattr(task, "expand_input")
+
+
+def sweep_copies(task, params):
+    """What each copy of a swept step gets, for these form values: the DAG's own task that lists them
+    (<step>_sweep), called as Airflow calls it."""
+    (lister,) = [argument.operator for argument in task.expand_input.value.values()]
+    return lister.python_callable(*lister.op_args, params=params, **lister.op_kwargs)
+
+
+def step_pods(task, params, conf, run_id):
+    """{name: pod} of one step: its pod, or a swept step's pods, "train[0]", "train[1]"..."""
+    if not is_swept(task):
+        return {task.task_id: render_pod(task, params, conf, run_id)}
+    pods = {}
+    for index, copy_of_step in enumerate(sweep_copies(task, params)):
+        step = task.unmap({"sweep_copy": copy_of_step})
+        pods[f"{task.task_id}[{index}]"] = render_pod(step, params, conf, run_id, map_index=index)
+    return pods
+
+
+def is_step(task):
+    """A task that starts pods: not the one listing a sweep's pods."""
+    return is_swept(task) or hasattr(task, "build_pod_request_obj")
+
+
 def render_pods(dag, conf, run_id="manual__render"):
-    """{step: pod manifest} for every step of the DAG, in order; ConfError or ResourceError if a run could not start."""
+    """{step: pod manifest} for every step of the DAG, in order (a swept step's copies as "step[index]");
+    ConfError or ResourceError if a run could not start."""
     params = validate_conf(dag, conf)
     conf = form_values(dag, conf)
-    pods = {task.task_id: render_pod(task, params, conf, run_id) for task in dag.tasks}
+    pods = {}
+    for task in filter(is_step, dag.tasks):
+        pods.update(step_pods(task, params, conf, run_id))
     check_resources(pods)
     return pods
+
+
+def pods_of_step(pods, step):
+    """The pods of one step: its pod, or a swept step's copies."""
+    return {name: pod for name, pod in pods.items() if name == step or name.startswith(f"{step}[")}
+
+
+def step_of(name):
+    """The step a pod belongs to: "train[2]" -> "train"."""
+    return name.partition("[")[0]
 
 
 def is_serving(dag):

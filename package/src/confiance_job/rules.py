@@ -35,6 +35,14 @@ QUANTITY = re.compile(QUANTITY_PATTERN)
 
 # An environment variable name, as the form's env field and the env_vars answer take it.
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# What the DAG sets for each run, and for each pod of a sweep: names no answer or sweep may take.
+RUN_ENV = ["RUN_ID", "RUN_DIR", "IMAGE_TAG", "TRY_NUMBER"]
+SWEEP_ENV = ["SWEEP_INDEX", "SWEEP_SIZE", "SWEEP_DIR"]
+# The most pods one swept step may have: Airflow's [core] max_map_length (its default), which the
+# platform keeps; a longer list would fail the run when Airflow expands it.
+SWEEP_MAX = 1024
+# How many pods of a sweep run at once when the sweep_at_once answer is empty (a sweep added by cruft update).
+SWEEP_AT_ONCE = 4
 QUANTITY_FACTOR = {
     "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
@@ -53,7 +61,13 @@ FORM_RULES = {
     "memory": ("a Kubernetes quantity", MEMORY_EXAMPLES),
     "env": ("a JSON object of text values", [{"EPOCHS": "3"}]),
     "model_uri": ("an MLflow model URI", ["runs:/<run id>/model", "models:/<name>/<version>", "latest:<experiment>"]),
+    "sweep": ("a JSON list of objects of text values", [[{"LR": "0.1"}, {"LR": "0.01"}]]),
 }
+
+
+def form_rule(field):
+    """(what a field takes, examples), for the form's fields; a step's sweep field <step>_sweep is a sweep."""
+    return FORM_RULES.get(field) or (FORM_RULES["sweep"] if field.endswith("_sweep") else None)
 
 
 def image_tag(text):

@@ -88,12 +88,15 @@ class Airflow:
             return f"{self.url}/dags/{self.dag_id}/runs/{quoted}"
         return f"{self.url}/dags/{self.dag_id}/grid?dag_run_id={quoted}"
 
-    def log_page(self, run_id, step):
-        """Where a person reads a step's log in the UI."""
+    def log_page(self, run_id, step, map_index=-1):
+        """Where a person reads a step's log in the UI (map_index: one pod of a sweep)."""
         quoted = urllib.parse.quote(run_id, safe="")
+        mapped = map_index is not None and map_index >= 0
         if self.is_v2:
-            return f"{self.url}/dags/{self.dag_id}/runs/{quoted}/tasks/{step}"
-        return f"{self.url}/dags/{self.dag_id}/grid?dag_run_id={quoted}&task_id={step}&tab=logs"
+            page = f"{self.url}/dags/{self.dag_id}/runs/{quoted}/tasks/{step}"
+            return page + (f"/mapped/{map_index}" if mapped else "")
+        page = f"{self.url}/dags/{self.dag_id}/grid?dag_run_id={quoted}&task_id={step}"
+        return page + (f"&map_index={map_index}" if mapped else "") + "&tab=logs"
 
     def run_state(self, run_id):
         """(the run's state, {step: state}) as Airflow reports them now."""
