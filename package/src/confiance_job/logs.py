@@ -114,6 +114,7 @@ class RunLogs:
             raise TriggerError(f"no step {step!r}; the steps are: {', '.join(self.steps)}")
         self.steps = [step] if step else self.steps
         self.tokens, self.shown, self.identities, self.done = {}, {}, {}, set()
+        self.writing = None  # the try whose lines were printed last
         self.reasons = {}
 
     def run_state(self):
@@ -143,11 +144,14 @@ class RunLogs:
         answer = self.airflow.request(
             "GET", path + (f"?{urllib.parse.urlencode(query)}" if query else ""), missing="no log yet"
         )
-        if key not in self.shown:
-            self.say(f"==> {name} (try {try_number}) <==")
+        first_look = key not in self.shown
+        if first_look:
             self.shown[key], self.identities[key] = [], []
         entries = log_entries(answer.get("content"))
         entries = entries[already_shown(self.identities[key], [identity for identity, _ in entries]) :]
+        if first_look or (entries and self.writing != key):  # as tail -f does: a header whenever the source changes
+            self.say(f"==> {name} (try {try_number}) <==")
+            self.writing = key
         for identity, line in entries:
             self.say(line)
             self.shown[key].append(line)
