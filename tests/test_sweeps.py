@@ -62,8 +62,8 @@ def make(repo, bin_dir, *argv, env=None):
 
 def test_a_3_item_sweep_renders_a_valid_pod_per_item_between_steps_that_run_once(airflow_python, repo):
     # render_runs.py checks every pod against the Kubernetes schema (strict) before printing it.
-    output = run([airflow_python, RENDER_RUNS, repo / "dags" / f"{DAG_ID}.py", json.dumps({"manual__s": {
-        "train_sweep": THREE}})]).stdout  # fmt: skip
+    runs = {"manual__s": {"train_sweep": THREE}}
+    output = run([airflow_python, RENDER_RUNS, repo / "dags" / f"{DAG_ID}.py", json.dumps(runs)]).stdout
     pods = json.loads(output)["manual__s"]
     assert list(pods) == ["prepare", "train[0]", "train[1]", "train[2]", "select"]
     run_dir = env_of(pods["prepare"])["RUN_DIR"]
@@ -167,10 +167,8 @@ def test_a_sweep_from_the_terminal_runs_a_pod_per_item_and_a_failed_one_stops_th
 def test_every_bad_sweep_is_refused_by_airflow_and_by_make_trigger_with_no_run(airflow):
     before = run_ids(airflow)
     for name, (sweep, message, airflow_says) in BAD_SWEEPS.items():
-        status, answer = call(
-            "POST", f"{airflow.api.api}/dags/{DAG_ID}/dagRuns",
-            {"conf": {"train_sweep": sweep}, **({"logical_date": None} if airflow.api.is_v2 else {})}, airflow.api.headers,
-        )  # fmt: skip
+        body = {"conf": {"train_sweep": sweep}, **({"logical_date": None} if airflow.api.is_v2 else {})}
+        status, answer = call("POST", f"{airflow.api.api}/dags/{DAG_ID}/dagRuns", body, airflow.api.headers)
         assert status == 400 and airflow_says in json.dumps(answer), (name, status, answer)
         refused = make(airflow.repo, airflow.bin, "trigger", f"SWEEP={json.dumps(sweep)}", env=airflow.env)
         assert refused.returncode != 0 and f"train_sweep: {message}" in refused.stderr, (name, refused.stderr)
