@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("engines")]
 
 DAG_ID = "ui-job"
 TRIGGER_FORM = Path(__file__).parent / "helpers" / "trigger_form.py"
+SWEEP_FORM = Path(__file__).parent / "helpers" / "sweep_form.py"
 ARTIFACTS = CACHE / "artifacts"
 
 
@@ -40,7 +41,7 @@ def story(engines, tmp_path_factory):
     sync.start()
     airflow = AirflowServer(airflow3_python.parent / "airflow", root / "airflow", root / "dags").start()
     try:
-        repo = make_job_repo(root / "jobs", registry, project_name=DAG_ID, steps="prepare,train")
+        repo = make_job_repo(root / "jobs", registry, project_name=DAG_ID, steps="prepare,train", sweep_steps="train")
         dag = repo / "dags" / f"{DAG_ID}.py"  # a step with no cluster to run on fails in seconds, retry included
         dag.write_text(with_short_retry_delay(dag.read_text()))
         git("commit", "-q", "-am", "Retry a failed step after 1 s", cwd=repo)
@@ -159,6 +160,28 @@ def test_a_person_can_use_the_trigger_form(story):
     assert "docs/trigger-form.png" in (ROOT / "README.md").read_text() and (ROOT / "docs" / "trigger-form.png").exists()
 
 
+def test_a_person_enters_a_sweep_of_train_in_the_trigger_form(story):
+    need(Path("/usr/bin/chromium").exists(), "Debian's chromium is not installed (apt-get install chromium)")
+    playwright_python = ensure_venv("playwright", ["playwright==1.65.2"])
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    sweep = [{"LR": "0.1"}, {"LR": "0.01"}, {"LR": "0.001"}]
+    before = run_ids(story)
+    command = [playwright_python, SWEEP_FORM, story["airflow"].url, USER, PASSWORD, DAG_ID, "train_sweep"]
+    form = json.loads(run([*command, json.dumps(sweep), ARTIFACTS / "sweep-form.png"], timeout=300).stdout)
+
+    param = story["api"].request("GET", f"/dags/{DAG_ID}/details")["params"]["train_sweep"]
+    assert form["field"] == {"title": "Sweep of step train", "description": param["description"]}
+    assert param["description"].startswith("A JSON list of env objects: train runs as one pod per object, 4 at a time")
+    assert form["trigger"]["status"] == 200, form
+    assert form["trigger"]["sent"]["conf"]["train_sweep"] == sweep
+    (new_run,) = run_ids(story) - before
+    story["api"].request("PATCH", f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(new_run, safe='')}", {"state": "failed"})
+    # An empty list: the form sends it, Airflow refuses it (400) and says why in the dialog; no run.
+    empty = json.loads(run([*command, "[]", ARTIFACTS / "sweep-form-empty.png"], timeout=300).stdout)
+    assert empty["trigger"]["status"] == 400 and "should be non-empty" in " ".join(empty["errors"]), empty
+    assert run_ids(story) == before | {new_run}
+
+
 def rendered_pods(story, conf):
     """The pods the operator builds for this conf (the job repo's `make render`)."""
     output = run([story["python"].parent / "confiance-job", "render", json.dumps(conf)], cwd=story["repo"]).stdout
@@ -268,7 +291,7 @@ def test_waiting_exits_0_when_every_step_succeeds(story):
     try:
         process = start_waiting(story["airflow"].url, story, "--tag", "0.1.0", "--timeout", "300")
         run = f"{path}/dagRuns/{urllib.parse.quote(started_run_id(process), safe='')}"
-        for step in ("prepare", "train"):
+        for step in ("prepare", "train_sweep", "train"):  # train: the one pod of a sweep left empty
             api.request("PATCH", f"{run}/taskInstances/{step}", {"new_state": "success"})
         marked = time.perf_counter()
     finally:
