@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +20,7 @@ import pytest
 from confiance_job.rules import SWEEP_MAX
 from confiance_job.trigger import Airflow, call
 from support.airflow_server import PASSWORD, USER, Airflow2Standalone, AirflowServer
-from support.commands import run, wait_until
+from support.commands import need, run, wait_until
 from support.template import bake, with_short_retry_delay
 from support.venvs import AIRFLOW_LINES, AIRFLOW_TOOLS, ensure_venv
 
@@ -193,3 +194,53 @@ def test_the_largest_sweep_the_platform_allows_gets_all_its_pods(airflow):
     listed = airflow.api.request("GET", f"{run_path(run_id)}/taskInstances/train_sweep")
     print(f"{SWEEP_MAX} pods of train: task instances created {seconds:.1f} s after the trigger "
           f"(train_sweep ran {listed['duration']:.1f} s of it)")  # fmt: skip
+
+
+# ---- For real: the pods of a sweep run as the cluster would run them (podman) ----
+
+
+@pytest.mark.engine
+@pytest.mark.xdist_group("engines")
+def test_prepare_then_three_train_pods_at_once_then_select_picks_the_best(engines, tmp_path):
+    """The generated main.py's example: each train pod writes its score in its own folder, and
+    select, which starts when all three are done, reads the three and writes the best."""
+    from support.engines import docker
+    from support.pods import PODMAN, PodRunner
+
+    need(PODMAN, "podman is not installed (apt-get install podman catatonit)")
+    registry, airflow_python = engines
+    repo = bake(tmp_path / "jobs", docker_registry=registry.host, **ANSWERS)
+    image = f"{registry.host}/confiance/{DAG_ID}:0.1.0"
+    docker("build", "--quiet", "--tag", image, repo, env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    try:
+        docker("push", "--quiet", image, env=registry.docker_login(tmp_path / "docker"))
+    finally:
+        docker("image", "rm", "--force", image, check=False)
+    runs = {"manual__sweep": {"train_sweep": THREE}}
+    pods = json.loads(run([airflow_python, RENDER_RUNS, repo / "dags" / f"{DAG_ID}.py", json.dumps(runs)]).stdout)
+    pods = pods["manual__sweep"]
+    nfs = tmp_path / "nfs"
+    nfs.mkdir()
+    nfs.chmod(0o777)  # the image runs as uid 1000, as on the real share
+    runner = PodRunner(tmp_path / "podman", registry)
+
+    def play(name):
+        result = runner.run(pods[name], nfs)
+        assert result.exit_code == 0, (name, result.logs)
+        return result
+
+    play("prepare")
+    with ThreadPoolExecutor(max_workers=3) as pool:  # the three pods at once, as Airflow starts them
+        list(pool.map(play, ["train[0]", "train[1]", "train[2]"]))
+    chosen = play("select")
+
+    run_dir = nfs / DAG_ID / "runs" / "manual__sweep"
+    folders = sorted(path.name for path in (run_dir / "train-sweep").iterdir())
+    assert folders == ["0000", "0001", "0002"]
+    trained = [json.loads((run_dir / "train-sweep" / folder / "train.json").read_text()) for folder in folders]
+    assert [result["learning_rate"] for result in trained] == [0.1, 0.01, 0.001]
+    assert [result["sweep_index"] for result in trained] == [0, 1, 2]
+    assert all(result["after"] == "prepare" for result in trained)  # each read what prepare wrote, once
+    best = json.loads((run_dir / "select.json").read_text())
+    assert best["of"] == 3 and best["best"]["learning_rate"] == 0.01 and "best of 3" in chosen.logs
+    assert sorted(path.name for path in run_dir.iterdir()) == ["prepare.json", "select.json", "train-sweep"]
