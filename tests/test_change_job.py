@@ -192,6 +192,16 @@ def test_one_steps_resources_change_and_the_others_stay(job_repo):
     assert_users_files_kept(job_repo)
 
 
+def test_letting_the_form_sweep_a_step_maps_it_and_leaves_main_py_to_the_user(job_repo):
+    change(job_repo, "let the Trigger form sweep a step")
+
+    dag = (job_repo / "dags" / "my-job.py").read_text()
+    assert 'SWEEP_STEPS = ["train"]' in dag and "SWEEP_AT_ONCE = 4" in dag  # the default: no answer before
+    assert ".expand(sweep_copy=copies)" in dag
+    assert "| Sweep of step train |" in (job_repo / "README.md").read_text()
+    assert_users_files_kept(job_repo)
+
+
 def test_an_answer_the_template_refuses_changes_nothing(job_repo):
     steps_only = ["cruft", "update", "-y", "--variables-to-update", '{"steps": "prepare,fit"}']
     refused = run(steps_only, cwd=job_repo, check=False)
