@@ -68,6 +68,10 @@ INVALID_ANSWERS = [
     ({"mlflow_tracking_uri": "https://me:pw@mlflow.example.org"}, "mlflow_tracking_uri", "without credentials"),
     ({"notify": "jane.doe"}, "notify", "'jane.doe' is not an email address"),
     ({"notify": "slack"}, "notify", "'none', email addresses separated by commas, or 'webhook'"),
+    ({"steps": "prepare,train", "sweep_steps": "fit"}, "sweep_steps", "some of the steps (prepare, train)"),
+    ({"sweep_steps": "run", "sweep_at_once": "0"}, "sweep_at_once", "a whole number from 1 to 1024"),
+    ({"sweep_steps": "run", "sweep_at_once": "four"}, "sweep_at_once", "a whole number from 1 to 1024"),
+    ({"env_vars": "SWEEP_DIR=/tmp"}, "env_vars", "SWEEP_DIR is set by the DAG for each run"),
     ({"serving": "mlflow", "mlflow_tracking_uri": ""}, "serving", "answer mlflow_tracking_uri too"),
     (
         {"serving": "mlflow", "mlflow_tracking_uri": "https://m.org", "serving_host": "https://x.org"},

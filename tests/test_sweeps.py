@@ -58,6 +58,13 @@ def make(repo, bin_dir, *argv, env=None):
     return run(["make", "-o", "dev", f"BIN={bin_dir}", *argv], cwd=repo, env=env, check=False)
 
 
+def test_a_job_without_a_sweep_has_none_of_its_code(tmp_path):
+    plain = bake(tmp_path, **{**ANSWERS, "project_name": "plain", "sweep_steps": "", "sweep_at_once": ""})
+    for path in ("dags/plain.py", "main.py", "Makefile", "tests/test_dag.py", "tests/test_main.py"):
+        assert "sweep" not in (plain / path).read_text().lower(), path  # nothing to parse, read or maintain
+    assert "This job sweeps no step" in (plain / "README.md").read_text()  # only how to add one
+
+
 # ---- Offline, on both Airflow lines ----
 
 

@@ -51,3 +51,29 @@ def test_the_jobs_dag_is_found_beside_its_serving_dag(tmp_path, monkeypatch):
         cli.serving_dag_file()
     (tmp_path / "dags" / "my-job-serve.py").write_text("")
     assert (cli.job_dag_file(), cli.serving_dag_file()) == (Path("dags/my-job.py"), Path("dags/my-job-serve.py"))
+
+
+SCHEMAS = {"image_tag": {}, "train_sweep": {}, "fit_sweep": {}}
+
+
+def test_sweep_takes_a_list_for_the_one_swept_step_or_step_equals_list():
+    one = {"image_tag": {}, "train_sweep": {}}
+    assert cli.sweep_conf({}, '[{"LR": "0.1"}]', one) == {"train_sweep": [{"LR": "0.1"}]}
+    assert cli.sweep_conf({"a": 1}, 'fit=[{"N": "2"}]', SCHEMAS) == {"a": 1, "fit_sweep": [{"N": "2"}]}
+    assert cli.sweep_conf({}, "[]", {"sweep": {}}) == {"sweep": []}  # a one-step job; the form says why [] is refused
+
+
+@pytest.mark.parametrize(
+    "sweep, schemas, message",
+    [
+        ('[{"LR": "0.1"}]', SCHEMAS, "--sweep takes STEP='[...]' for one of the swept steps: train, fit"),
+        ('evaluate=[{"LR": "0.1"}]', SCHEMAS, "evaluate is not a swept step: --sweep takes STEP="),
+        ("train=[{LR: 0.1}]", SCHEMAS, "--sweep is not valid JSON: Expecting property name"),
+        ('[{"LR": "0.1"}]', {"image_tag": {}}, "this job sweeps no step. To sweep train, say: .venv/bin/cruft update"),
+    ],
+    ids=["which-step", "unknown-step", "bad-json", "no-sweep"],
+)
+def test_a_sweep_the_form_cannot_take_says_what_to_type(sweep, schemas, message):
+    with pytest.raises(cli.UsageError) as refused:
+        cli.sweep_conf({}, sweep, schemas)
+    assert str(refused.value).startswith(message), refused.value

@@ -98,3 +98,40 @@ SERVING_SCHEMAS = {
 def test_a_choice_or_a_number_out_of_bounds_says_what_the_form_accepts(conf, problem):
     assert form_problems(conf, SERVING_SCHEMAS) == [problem]
     assert form_problems({"action": "stop", "replicas": 10}, SERVING_SCHEMAS) == []
+
+
+SWEEP = {
+    "type": ["null", "array"],
+    "minItems": 1,
+    "maxItems": 1024,
+    "items": {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "propertyNames": {"pattern": ENV_NAME_PATTERN, "not": {"enum": ["RUN_DIR", "SWEEP_INDEX"]}},
+    },
+    "title": "Sweep of step train",
+}
+
+
+@pytest.mark.parametrize(
+    "sweep, problem",
+    [
+        ({"LR": "0.1"}, 'must be empty or a list, not {"LR": "0.1"}'),
+        ([], "an empty list runs nothing: leave the field empty to run the step once"),
+        ([{"LR": "1"}] * 1025, "1025 items, more than 1024 (the platform's limit on pods per step)"),
+        (["LR=0.1"], 'item 1 "LR=0.1": must be a JSON object, not "LR=0.1"'),
+        ([{"LR": "1"}, {"LR": 0.1}], 'item 2 {"LR": 0.1}: every value must be text: "LR": 0.1'),
+        ([{"max-depth": "3"}], 'item 1 {"max-depth": "3"}: "max-depth": not a variable name'),
+        ([{"SWEEP_INDEX": "3"}], 'item 1 {"SWEEP_INDEX": "3"}: "SWEEP_INDEX": set by the run, pick another name'),
+    ],
+    ids=["object", "empty", "too-long", "text-item", "number", "bad-name", "run-name"],
+)
+def test_a_bad_sweep_says_which_item_and_why_with_an_example(sweep, problem):
+    (said,) = form_problems({"train_sweep": sweep}, {"train_sweep": SWEEP})
+    assert said.startswith(f"train_sweep: {problem}"), said
+    assert said.endswith('. For example: [{"LR": "0.1"}, {"LR": "0.01"}]')
+
+
+def test_a_good_sweep_or_none_passes():
+    assert form_problems({"train_sweep": [{"LR": "0.1"}, {}]}, {"train_sweep": SWEEP}) == []
+    assert form_problems({"train_sweep": None}, {"train_sweep": SWEEP}) == []

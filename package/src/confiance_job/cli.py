@@ -108,7 +108,8 @@ def sweep_conf(conf, sweep, schemas):
         )
     if field not in fields:
         steps = ", ".join(name.removesuffix("_sweep") for name in fields)
-        raise UsageError(f"--sweep takes STEP='[...]' for one of the swept steps: {steps}")
+        not_swept = f"{step.strip()} is not a swept step: " if equals else ""
+        raise UsageError(f"{not_swept}--sweep takes STEP='[...]' for one of the swept steps: {steps}")
     try:
         return {**conf, field: json.loads(text if equals else sweep)}
     except json.JSONDecodeError as error:
