@@ -64,7 +64,7 @@ def {{ step }}(settings):
     # A sweep's values come as environment variables: here LR, e.g. SWEEP='[{"LR": "0.1"}, {"LR": "0.01"}]'.
     learning_rate = float(os.environ.get("LR", "0.01"))
     result.update(learning_rate=learning_rate, sweep_index=settings.sweep_index)
-    result["score"] = -abs(math.log10(learning_rate) + 2)  # a stand-in: put your validation metric here
+    result["score"] = 1 / (1 + abs(math.log10(learning_rate) + 2))  # a stand-in (best at 0.01): your metric here
 {%- endif %}
 {%- if cookiecutter.mlflow_tracking_uri.strip() %}
     if settings.mlflow:  # inside this run's MLflow run: log params, metrics, models, files

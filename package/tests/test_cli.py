@@ -66,8 +66,8 @@ def test_sweep_takes_a_list_for_the_one_swept_step_or_step_equals_list():
 @pytest.mark.parametrize(
     "sweep, schemas, message",
     [
-        ('[{"LR": "0.1"}]', SCHEMAS, "--sweep takes STEP='[...]' for one of the swept steps: train, fit"),
-        ('evaluate=[{"LR": "0.1"}]', SCHEMAS, "evaluate is not a swept step: --sweep takes STEP="),
+        ('[{"LR": "0.1"}]', SCHEMAS, "a sweep (make: SWEEP=) is a JSON list, or STEP=<list> for one of the swept"),
+        ('MAX_DEPTH=[{"LR": "0.1"}]', SCHEMAS, "MAX_DEPTH is not a swept step: a sweep (make: SWEEP=) is a JSON"),
         ("train=[{LR: 0.1}]", SCHEMAS, "--sweep is not valid JSON: Expecting property name"),
         ('[{"LR": "0.1"}]', {"image_tag": {}}, "this job sweeps no step. To sweep train, say: .venv/bin/cruft update"),
     ],

@@ -16,17 +16,9 @@ dialog shows (after filling, and after the answer when it is not a success).
 import json
 import sys
 
+from airflow_ui import SUBMIT, field_as_shown, open_trigger_dialog, press_trigger
 from playwright.sync_api import sync_playwright
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",  # this machine has no internet: no update or sync calls
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ERRORS = "[data-part=error-text], .chakra-alert__description"  # a field's error under it; the dialog's alert
 
 
@@ -37,26 +29,12 @@ def shown_errors(dialog):
 def main():
     url, user, password, dag_id, field, value, screenshot = sys.argv[1:]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            viewport={"width": 1200, "height": 1700}, permissions=["clipboard-read", "clipboard-write"]
-        )
-        page = context.new_page()
-        page.goto(f"{url}/auth/login?next=/dags/{dag_id}")
-        page.fill("input[name=username]", user)
-        page.fill("input[name=password]", password)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"**/dags/{dag_id}")
-        page.click("[data-testid=trigger-dag-button]")
-        dialog = page.get_by_role("dialog")
+        clipboard = ["clipboard-read", "clipboard-write"]
+        browser, page, dialog = open_trigger_dialog(playwright, url, user, password, dag_id, permissions=clipboard)
         editor = dialog.locator(f"#element_{field} .monaco-editor")
         editor.wait_for()
         page.wait_for_load_state("networkidle")
-        group = dialog.locator(f"div[role=group]:has(#element_{field})")
-        shown = {
-            "title": group.locator("label").first.inner_text().replace("*", "").strip(),
-            "description": group.locator("[data-part=helper-text]").first.inner_text().strip(),
-        }
+        shown = field_as_shown(dialog, field)
         editor.click()
         page.keyboard.press("ControlOrMeta+a")
         if value:
@@ -67,15 +45,11 @@ def main():
         page.wait_for_timeout(500)  # the form checks the text and re-renders
         dialog.screenshot(path=screenshot)
         errors = shown_errors(dialog)
-        submit = dialog.locator("[data-testid=trigger-dag-submit]")
-        enabled = submit.is_enabled()
+        enabled = dialog.locator(SUBMIT).is_enabled()
         answer = None
         if enabled:
-            posted = f"/api/v2/dags/{dag_id}/dagRuns"
-            with page.expect_response(lambda r: r.url.endswith(posted) and r.request.method == "POST") as response:
-                submit.click()
-            answer = {"status": response.value.status, "sent": json.loads(response.value.request.post_data)}
-            if not response.value.ok:
+            response, answer = press_trigger(page, dialog, dag_id)
+            if not response.ok:
                 try:
                     dialog.locator(ERRORS).first.wait_for(timeout=5000)
                 except Exception:  # noqa: BLE001 - nothing shown: report none

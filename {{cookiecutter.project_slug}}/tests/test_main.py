@@ -1,8 +1,11 @@
+{%- set steps = cookiecutter.steps | items -%}
+{%- set swept = cookiecutter.sweep_steps | items -%}
+{%- set picks = steps[:-1] | select("in", swept) | list -%}
 """Tests of main.py: the promises the DAG relies on, whatever your steps do.
 
 They call main.main() as a pod runs `python main.py <step>`, each test in a fresh
 empty folder. Keep them passing when you write your steps; add tests of your own
-code below. Only the last test is about the example code: rewrite it for yours.
+code below. Only the last {{ 'tests are' if picks else 'test is' }} about the example code: rewrite {{ 'them' if picks else 'it' }} for yours.
 """
 
 import inspect
@@ -97,7 +100,7 @@ def test_an_unknown_step_is_refused():
     assert exit_info.value.code == 2
 
 
-# ---- About the example code: rewrite this test for your own steps. ----
+# ---- About the example code: rewrite {{ 'these tests' if picks else 'this test' }} for your own steps. ----
 
 
 def test_the_example_steps_pass_their_results_along(tmp_path):
@@ -108,12 +111,10 @@ def test_the_example_steps_pass_their_results_along(tmp_path):
     for step in STEPS:
         result = json.loads((tmp_path / "data" / "runs" / "manual__1" / f"{step}.json").read_text())
         assert result["step"] == step and result["run_id"] == "manual__1"
-{%- set steps = cookiecutter.steps | items %}
-{%- set swept = cookiecutter.sweep_steps | items %}
-{%- for step in steps[:-1] if step in swept %}{% if loop.first %}
+{%- for step in picks %}{% if loop.first %}
 
 
-def test_the_step_after_a_sweep_picks_the_best_of_its_pods(tmp_path, monkeypatch):
+def test_the_example_step_after_a_sweep_picks_the_best_of_its_pods(tmp_path, monkeypatch):
     import json
 
     run_dir = tmp_path / "data" / "runs" / "manual__1"

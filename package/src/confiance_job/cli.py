@@ -109,7 +109,10 @@ def sweep_conf(conf, sweep, schemas):
     if field not in fields:
         steps = ", ".join(name.removesuffix("_sweep") for name in fields)
         not_swept = f"{step.strip()} is not a swept step: " if equals else ""
-        raise UsageError(f"{not_swept}--sweep takes STEP='[...]' for one of the swept steps: {steps}")
+        raise UsageError(
+            f"{not_swept}a sweep (make: SWEEP=) is a JSON list, or STEP=<list> for one of the swept steps: {steps}; "
+            f"e.g. {fields[0].removesuffix('_sweep')}={SWEEP_EXAMPLE}"
+        )
     try:
         return {**conf, field: json.loads(text if equals else sweep)}
     except json.JSONDecodeError as error:
