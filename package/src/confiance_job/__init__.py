@@ -1,3 +1,3 @@
 """The Confiance platform's tooling for job repos and the shared CI."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
