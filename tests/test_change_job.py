@@ -193,7 +193,7 @@ def test_one_steps_resources_change_and_the_others_stay(job_repo):
 
 
 def test_letting_the_form_sweep_a_step_maps_it_and_leaves_main_py_to_the_user(job_repo):
-    change(job_repo, "let the Trigger form sweep a step")
+    change(job_repo, "sweep a step")
 
     dag = (job_repo / "dags" / "my-job.py").read_text()
     assert 'SWEEP_STEPS = ["train"]' in dag and "SWEEP_AT_ONCE = 4" in dag  # the default: no answer before
@@ -270,7 +270,8 @@ def test_after_the_rename_the_retire_job_needs_the_old_slug(job_repo, airflow_da
 def test_the_generated_repo_says_how_to_change_the_job_before_how_to_update_it(job_repo):
     readme = (job_repo / "README.md").read_text()
     assert readme.index("## Change the job") < readme.index("## Update from the template")
-    changes = ["add a step", "remove a step", "rename a step", "give one step other resources", "rename the job"]
+    changes = ["add a step", "remove a step", "rename a step", "give one step other resources"]
+    changes += ["sweep a step from the Trigger form", "rename the job"]
     assert [said.split(",")[0].split(" (")[0] for said in readme_commands(job_repo)] == changes
 
 
